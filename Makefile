@@ -1,0 +1,58 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EDGE := $(VENV)/bin/edge
+STAMP := $(VENV)/.installed
+# glibc returns freed arenas to the OS eagerly, which costs ~40 % system time on conv nets here
+# (measured in ../shared/data/BASELINES.md); keep large blocks mapped.
+export MALLOC_MMAP_THRESHOLD_ := 17179869184
+export MALLOC_TRIM_THRESHOLD_ := 17179869184
+export MALLOC_TOP_PAD_ := 536870912
+
+.PHONY: install system-deps test test-fast lint format demo bench eval gpu-check clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch lies on disk (find-links); any other version downloads GBs.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test: install system-deps
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check edge export tests
+	$(VENV)/bin/ruff format --check edge export tests
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format edge export tests
+	$(VENV)/bin/ruff check --fix edge export tests
+
+demo: install
+	$(EDGE) demo
+
+bench: install
+	$(EDGE) bench
+
+eval: install
+	$(EDGE) eval ../shared/data/deeppcb --perturb line --out runs/eval-deeppcb
+
+gpu-check: install
+	$(PY) -m pip install --quiet -e '.[gpu]'
+	$(PY) -m pytest -m gpu -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) runs artifacts .pytest_cache .mypy_cache .ruff_cache

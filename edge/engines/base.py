@@ -1,0 +1,76 @@
+"""One engine interface for every backend (ONNX Runtime, PyTorch, TensorRT).
+
+Modelled on Polygraphy's base runner: the public :meth:`Runner.infer` checks names, dtypes and shapes of the
+feeds against the declared inputs before any backend code runs, so a wrong frame never reaches a GPU kernel
+and the error names the offending input.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.generic]
+
+
+class EngineInputError(ValueError):
+    """A feed does not match the engine's declared inputs."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Declared input: name, numpy dtype, shape with ``-1`` (or a name) for dynamic dimensions."""
+
+    name: str
+    dtype: np.dtype[np.generic]
+    shape: tuple[int | str, ...]
+
+    def check(self, value: Array) -> None:
+        """Raise :class:`EngineInputError` when ``value`` does not fit this spec."""
+        if value.dtype != self.dtype:
+            raise EngineInputError(f"input '{self.name}': dtype {value.dtype}, expected {self.dtype}")
+        if value.ndim != len(self.shape):
+            raise EngineInputError(
+                f"input '{self.name}': {value.ndim} dims {value.shape}, expected {len(self.shape)} {self.shape}"
+            )
+        for axis, (got, want) in enumerate(zip(value.shape, self.shape, strict=True)):
+            if isinstance(want, int) and want >= 0 and got != want:
+                raise EngineInputError(
+                    f"input '{self.name}': dim {axis} is {got}, expected {want} (shape {self.shape})"
+                )
+
+
+class Runner(ABC):
+    """A loaded inference engine: ``infer({name: array}) -> {name: array}``."""
+
+    #: short backend name published in ``state`` and verdicts, e.g. ``onnxruntime-cpu``.
+    backend: str = "abstract"
+
+    @property
+    @abstractmethod
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """Declared inputs."""
+
+    @property
+    @abstractmethod
+    def output_names(self) -> tuple[str, ...]:
+        """Output names, in order."""
+
+    def infer(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
+        """Validate ``feeds`` against :attr:`inputs` and run the engine."""
+        expected = {spec.name: spec for spec in self.inputs}
+        missing = sorted(set(expected) - set(feeds))
+        extra = sorted(set(feeds) - set(expected))
+        if missing or extra:
+            raise EngineInputError(f"feeds mismatch: missing {missing}, unexpected {extra}")
+        for name, value in feeds.items():
+            expected[name].check(value)
+        return self.infer_impl(feeds)
+
+    @abstractmethod
+    def infer_impl(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
+        """Backend-specific inference on validated feeds."""

@@ -1,0 +1,48 @@
+"""``edge eval DATASET [--k K] [--perturb line] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from edge.inspection.model import ModelSpec, load_encoders
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    """Add the ``eval`` command."""
+    p = sub.add_parser("eval", help="score the inspection on an MVTec AD or DeepPCB dataset")
+    p.add_argument("dataset", type=Path, help="dataset folder (MVTec category/root or DeepPCB root/group)")
+    p.add_argument("--k", type=int, default=None, help="golden images enrolled per SKU (default: all)")
+    p.add_argument("--perturb", choices=["none", "line"], default="none", help="line = placement/light/noise")
+    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="output folder")
+    p.add_argument("--backend", choices=["onnxruntime", "torch"], default="onnxruntime")
+    p.add_argument("--category", action="append", help="only this category/group (repeatable)")
+    p.add_argument("--fusion", choices=["max", "mean", "geo"], default=None, help="override map fusion")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation and print the metrics."""
+    from dataclasses import replace
+
+    from edge.eval.datasets import DatasetError
+    from edge.eval.runner import run_eval
+    from edge.inspection.inspector import Inspector, InspectorSettings
+
+    settings = InspectorSettings()
+    if args.fusion:
+        settings = replace(settings, fusion=args.fusion)
+    inspector = Inspector(load_encoders(ModelSpec(), args.backend), settings)
+    try:
+        metrics = run_eval(inspector, args.dataset, args.out, args.k, args.perturb == "line", args.category)
+    except DatasetError as exc:
+        log.error("%s", exc)
+        return 2
+    print(json.dumps(metrics, indent=2))
+    print(f"wrote {args.out / 'metrics.json'} and {args.out / 'report.png'}")
+    return 0

@@ -1,0 +1,390 @@
+"""The inspection: frame + golden bank of its SKU -> anomaly map, verdict, boxes.
+
+Per frame: encode (vision encoder) -> retrieve the top-k golden templates -> register each to the frame ->
+compare in feature space (comparison encoder over the registered template features) and at pixel level
+(tolerant difference after registration) -> normalise both with the SKU's golden statistics -> fuse ->
+score, verdict, boxes. Template features are computed once at enrollment and warped, never re-encoded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.inspection.augment import LinePerturbation
+from edge.inspection.bank import Calibration, SkuBank, image_sha256
+from edge.inspection.model import FEATURE_STRIDE, Encoders
+from edge.inspection.postprocess import extract_boxes, fuse, image_score
+from edge.inspection.preprocess import ImageError, PreparedImage, ViewSettings, prepare
+from edge.inspection.registration import (
+    RegistrationSettings,
+    register,
+    scale_affine,
+    warp_features,
+    warp_to_frame,
+)
+from edge.inspection.types import InspectionResult, Registration, Verdict
+
+FloatMap = npt.NDArray[np.float32]
+
+
+class InspectionError(RuntimeError):
+    """The inspection cannot run for this frame/SKU (the caller publishes an ERROR verdict)."""
+
+
+@dataclass(frozen=True)
+class SkuSettings:
+    """Per-SKU knobs a line engineer may set in the station config.
+
+    Attributes:
+        top_k: golden templates compared per frame.
+        threshold_margin: relative margin added above the highest golden calibration score.
+        threshold: fixed threshold overriding calibration (normalised units), or None.
+        min_defect_area_px: smallest box kept, in image pixels.
+        box_ratio: hysteresis ratio for box extent (box threshold = ratio x image threshold).
+        box_padding: margin around each box as a fraction of the image's longer side (8 px at 640), so
+            the operator sees the defect in its context, as inspectors draw boxes.
+    """
+
+    top_k: int = 3
+    threshold_margin: float = 0.1
+    threshold: float | None = None
+    min_defect_area_px: float = 12.0
+    box_ratio: float = 0.5
+    box_padding: float = 0.012
+
+
+@dataclass(frozen=True)
+class InspectorSettings:
+    """Station-wide inspection settings.
+
+    Attributes:
+        views: resolutions of the registration and pixel-comparison views.
+        registration: registration tuning.
+        fusion: how feature and pixel maps combine (``max``, ``mean``, ``geo``).
+        pixel_blur: Gaussian sigma applied to both images before the pixel comparison.
+        tolerance_px: edge tolerance of the pixel comparison (a template edge may move this much).
+        min_defect_width_px: pixel differences thinner than this (fine pixels) are edge-width or
+            sub-pixel registration residue, not defects; a morphological opening removes them.
+        min_contrast: smallest grey-level difference that can count as a defect, as a fraction of the
+            golden images' intensity range (1st to 99th percentile); floors the pixel normalisation.
+        map_smooth: Gaussian sigma of the pixel map (fine pixels).
+        border_px: margin ignored along the edge of the warped template.
+        calib_samples: golden images used for calibration (evenly spread over the bank).
+        peer_min_quality: registration correlation for a golden part to count as a peer of another.
+        view_mismatch_ratio: a retrieved template is compared only if its registration residual
+            (1 - correlation) is at most this many times the best template's (plus 0.02): a template that
+            registers much worse shows another view of the product and would explain away real defects.
+    """
+
+    views: ViewSettings = field(default_factory=ViewSettings)
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
+    fusion: str = "max"
+    pixel_blur: float = 1.0
+    tolerance_px: int = 2
+    min_defect_width_px: int = 3
+    min_contrast: float = 0.15
+    map_smooth: float = 1.5
+    border_px: int = 3
+    calib_samples: int = 40
+    peer_min_quality: float = 0.8
+    view_mismatch_ratio: float = 2.0
+
+
+@dataclass
+class RawMaps:
+    """Un-normalised comparison of one frame against its retrieved templates."""
+
+    feature: FloatMap  # at fine resolution
+    pixel: FloatMap  # at fine resolution
+    valid: npt.NDArray[np.bool_]
+    template_idx: list[int]
+    retrieval_scores: list[float]
+    registrations: list[Registration]
+    latency_ms: dict[str, float]
+
+
+class Inspector:
+    """Inspects frames against golden banks, one bank per SKU."""
+
+    def __init__(self, encoders: Encoders, settings: InspectorSettings | None = None) -> None:
+        self.encoders = encoders
+        self.settings = settings or InspectorSettings()
+        self.banks: dict[str, SkuBank] = {}
+
+    @property
+    def model_id(self) -> str:
+        """Id of the model the encoders implement."""
+        return self.encoders.model_id
+
+    # ---------------------------------------------------------------- encoding
+    def prepare(self, image: npt.NDArray[np.generic], where: str = "frame",
+                size: tuple[int, int] | None = None) -> PreparedImage:
+        """Validate and resize an image into the inspection's views (resized to ``size`` when given)."""
+        if size is not None and isinstance(image, np.ndarray) and image.ndim >= 2 and image.shape[:2] != size:
+            h, w = image.shape[:2]
+            if abs(h / w - size[0] / size[1]) > 0.02 * size[0] / size[1]:
+                raise ImageError(
+                    f"{where}: {w}x{h} does not have the aspect ratio of the golden images ({size[1]}x{size[0]})"
+                )
+            image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        return prepare(image, self.encoders.spec.input_size, self.settings.views, where)
+
+    def encode(self, prepared: Sequence[PreparedImage], batch: int = 8) -> tuple[FloatMap, FloatMap]:
+        """Encode prepared images -> (features ``[N, C, h, w]``, descriptors ``[N, D]``)."""
+        feats, descs = [], []
+        for start in range(0, len(prepared), batch):
+            chunk = np.stack([p.model_input for p in prepared[start : start + batch]])
+            out = self.encoders.vision.infer({"image": chunk})
+            feats.append(out["features"].astype(np.float32))
+            descs.append(out["descriptor"].astype(np.float32))
+        return np.concatenate(feats), np.concatenate(descs)
+
+    # --------------------------------------------------------------- enrollment
+    def enroll(self, sku: str, images: Sequence[tuple[str, npt.NDArray[np.generic]]],
+               sku_settings: SkuSettings | None = None, calibrate: bool = True,
+               progress: Callable[[int, int], None] | None = None) -> SkuBank:
+        """Build (and by default calibrate) the golden bank of ``sku`` and make it active.
+
+        Args:
+            sku: SKU id.
+            images: (template id, image) pairs of defect-free parts; all the same size.
+            sku_settings: per-SKU knobs stored with the bank.
+            calibrate: learn normalisation and threshold from the golden images.
+            progress: called with (done, total) while encoding.
+        """
+        if not images:
+            raise InspectionError(f"SKU '{sku}': no golden images to enroll")
+        cfg = sku_settings or SkuSettings()
+        size = images[0][1].shape[:2]
+        prepared = []
+        for i, (tid, image) in enumerate(images):
+            if image.shape[:2] != size:
+                raise ImageError(
+                    f"SKU '{sku}': golden image '{tid}' is {image.shape[1]}x{image.shape[0]}, "
+                    f"the first one is {size[1]}x{size[0]}; all golden images must have the same size"
+                )
+            prepared.append(prepare(image, self.encoders.spec.input_size, self.settings.views, f"golden '{tid}'"))
+            if progress:
+                progress(i + 1, len(images))
+        feats, descs = self.encode(prepared)
+        bank = SkuBank(
+            sku=sku,
+            model_id=self.model_id,
+            template_ids=[tid for tid, _ in images],
+            image_hashes=[image_sha256(img) for _, img in images],
+            image_size=(int(size[0]), int(size[1])),
+            features=feats.astype(np.float16),
+            descriptors=descs,
+            thumbs=np.stack([p.thumb for p in prepared]),
+            gray_reg=np.stack([p.gray_reg for p in prepared]),
+            gray_fine=np.stack([p.gray_fine for p in prepared]),
+            settings=asdict(cfg),
+        )
+        if calibrate:
+            bank.calibration = self.calibrate(bank, [img for _, img in images])
+        self.banks[sku] = bank
+        return bank
+
+    def add_bank(self, bank: SkuBank) -> None:
+        """Activate a loaded bank; refuses one built for another model."""
+        if bank.model_id != self.model_id:
+            raise InspectionError(
+                f"SKU '{bank.sku}': bank built for model {bank.model_id}, inspector runs {self.model_id}"
+            )
+        if bank.calibration is None:
+            raise InspectionError(f"SKU '{bank.sku}': bank is not calibrated")
+        self.banks[bank.sku] = bank
+
+    # -------------------------------------------------------------- comparison
+    def analyze(self, prepared: PreparedImage, features: FloatMap, descriptor: FloatMap, bank: SkuBank,
+                top_k: int, exclude: frozenset[int] = frozenset()) -> RawMaps:
+        """Compare one encoded frame with its top-k templates; un-normalised maps."""
+        cfg = self.settings
+        lat: dict[str, float] = {}
+        t0 = time.perf_counter()
+        hits = bank.retrieve(descriptor, prepared.thumb, top_k, exclude)
+        if not hits:
+            raise InspectionError(f"SKU '{bank.sku}': no golden template available to compare with")
+        t1 = time.perf_counter()
+        lat["retrieve"] = (t1 - t0) * 1e3
+
+        fine_h, fine_w = prepared.gray_fine.shape
+        reg_h, reg_w = prepared.gray_reg.shape
+        fine_ratio = fine_w / reg_w
+        fh, fw = features.shape[-2:]
+        feat_ratio = (fw / reg_w, fh / reg_h)
+        regs = [register(prepared.gray_reg, bank.gray_reg[i], cfg.registration) for i, _ in hits]
+        best_q = max(r.quality for r in regs)
+        limit = cfg.view_mismatch_ratio * (1.0 - best_q) + 0.02
+        keep = [j for j, r in enumerate(regs) if 1.0 - r.quality <= limit]
+        hits = [hits[j] for j in keep]
+        regs = [regs[j] for j in keep]
+        t2 = time.perf_counter()
+        lat["register"] = (t2 - t1) * 1e3
+
+        # Pixel level: tolerant difference against each registered template, best template per pixel.
+        frame = cv2.GaussianBlur(prepared.gray_fine, (0, 0), cfg.pixel_blur).astype(np.float32)
+        size = (fine_w, fine_h)
+        kernel = np.ones((2 * cfg.tolerance_px + 1,) * 2, np.uint8)
+        border = np.ones((2 * cfg.border_px + 1,) * 2, np.uint8)
+        best = np.full((fine_h, fine_w), np.inf, np.float32)
+        warped_feats = []
+        warped_valid = []
+        for (idx, _), reg in zip(hits, regs, strict=True):
+            m_fine = scale_affine(reg.matrix, fine_ratio, fine_ratio)
+            tmpl = cv2.GaussianBlur(bank.gray_fine[idx], (0, 0), cfg.pixel_blur).astype(np.float32)
+            warped = warp_to_frame(tmpl, m_fine, size).astype(np.float32)
+            valid = cv2.erode(
+                warp_to_frame(np.full_like(bank.gray_fine[idx], 255), m_fine, size, cv2.INTER_NEAREST), border
+            ) > 0
+            if valid.sum() < 16:
+                continue
+            # Photometric alignment: the line's lighting drifts; match the template's gain and offset.
+            fv, tv = frame[valid], warped[valid]
+            gain = float(np.clip(fv.std() / max(float(tv.std()), 1e-3), 0.5, 2.0))
+            warped = (warped - float(tv.mean())) * gain + float(fv.mean())
+            hi = cv2.dilate(warped, kernel)
+            lo = cv2.erode(warped, kernel)
+            diff = np.maximum(np.maximum(frame - hi, lo - frame), 0.0)
+            if cfg.min_defect_width_px > 1:
+                w_open = np.ones((cfg.min_defect_width_px,) * 2, np.uint8)
+                diff = cv2.morphologyEx(diff, cv2.MORPH_OPEN, w_open)
+            diff[~valid] = np.inf
+            np.minimum(best, diff, out=best)
+            m_feat = scale_affine(reg.matrix, feat_ratio, feat_ratio)
+            wf, wv = warp_features(bank.features[idx].astype(np.float32), m_feat)
+            warped_feats.append(wf)
+            warped_valid.append(wv)
+        valid_fine = np.isfinite(best)
+        best[~valid_fine] = 0.0
+        pixel = cv2.GaussianBlur(best, (0, 0), cfg.map_smooth) if cfg.map_smooth > 0 else best
+        t3 = time.perf_counter()
+        lat["pixel_compare"] = (t3 - t2) * 1e3
+
+        if warped_feats:
+            out = self.encoders.comparison.infer(
+                {
+                    "query": np.ascontiguousarray(features[None], dtype=np.float32),
+                    "templates": np.stack(warped_feats),
+                    "template_valid": np.stack(warped_valid),
+                }
+            )
+            anomaly = out["anomaly"][0, 0].astype(np.float32)
+        else:
+            anomaly = np.zeros((fh, fw), np.float32)
+        feature = cv2.resize(anomaly, (fine_w, fine_h), interpolation=cv2.INTER_LINEAR)
+        lat["feature_compare"] = (time.perf_counter() - t3) * 1e3
+        return RawMaps(
+            feature=feature,
+            pixel=pixel.astype(np.float32),
+            valid=valid_fine,
+            template_idx=[i for i, _ in hits],
+            retrieval_scores=[s for _, s in hits],
+            registrations=regs,
+            latency_ms=lat,
+        )
+
+    def _fused(self, raw: RawMaps, calib: Calibration) -> FloatMap:
+        return fuse(raw.feature, raw.pixel, calib.feature_scale, calib.pixel_scale, self.settings.fusion)
+
+    # ------------------------------------------------------------- calibration
+    def calibrate(self, bank: SkuBank, images: Sequence[npt.NDArray[np.generic]], seed: int = 20261122
+                  ) -> Calibration:
+        """Learn the SKU's normalisation and threshold from its golden images only.
+
+        Each sampled golden part is shown as the line would show it (placement, lighting, noise, blur) and
+        compared with the *other* golden parts (leave-one-out: real part-to-part variation). A golden part
+        with no peer in the bank (each view unique, e.g. different crops of a board) is compared with its own
+        template instead, which still measures the line's nuisance.
+        """
+        cfg = self.settings
+        sku_cfg = SkuSettings(**bank.settings) if bank.settings else SkuSettings()
+        n = len(bank)
+        picks = np.unique(np.linspace(0, n - 1, min(n, cfg.calib_samples)).round().astype(int))
+        rng = np.random.default_rng(seed)
+        perturb = LinePerturbation()
+        raws: list[RawMaps] = []
+        methods: list[str] = []
+        for i in picks:
+            image, _ = perturb.apply(np.asarray(images[i], dtype=np.uint8), rng)
+            prep = self.prepare(image, "calibration image", bank.image_size)
+            feats, descs = self.encode([prep])
+            raw = None
+            if n > 1:
+                raw = self.analyze(prep, feats[0], descs[0], bank, sku_cfg.top_k, frozenset({int(i)}))
+                if max(r.quality for r in raw.registrations) < cfg.peer_min_quality:
+                    raw = None
+                else:
+                    methods.append("peer")
+            if raw is None:
+                raw = self.analyze(prep, feats[0], descs[0], bank, sku_cfg.top_k)
+                methods.append("self")
+            raws.append(raw)
+        feat_vals = np.concatenate([r.feature[r.valid] for r in raws])
+        pix_vals = np.concatenate([r.pixel[r.valid] for r in raws])
+        feature_scale = float(np.quantile(feat_vals, 0.999)) if feat_vals.size else 1.0
+        pixel_scale = float(np.quantile(pix_vals, 0.999)) if pix_vals.size else 1.0
+        lo, hi = np.percentile(bank.gray_fine[picks], [1, 99])
+        pixel_scale = max(pixel_scale, cfg.min_contrast * float(hi - lo))
+        calib = Calibration(feature_scale=max(feature_scale, 1e-3), pixel_scale=max(pixel_scale, 1e-3),
+                            threshold=1.0, method=methods)
+        scores = [image_score(self._fused(r, calib), r.valid) for r in raws]
+        calib.golden_scores = [round(s, 4) for s in scores]
+        calib.threshold = (
+            sku_cfg.threshold if sku_cfg.threshold is not None else max(scores) * (1.0 + sku_cfg.threshold_margin)
+        )
+        return calib
+
+    # -------------------------------------------------------------- inspection
+    def inspect(self, image: npt.NDArray[np.generic], sku: str) -> InspectionResult:
+        """Inspect one frame of ``sku``.
+
+        Raises:
+            InspectionError: unknown SKU or nothing to compare with.
+            ImageError: the frame is unusable (type, shape, size).
+        """
+        t0 = time.perf_counter()
+        bank = self.banks.get(sku)
+        if bank is None:
+            known = ", ".join(sorted(self.banks)) or "none"
+            raise InspectionError(f"unknown SKU '{sku}' (enrolled: {known})")
+        assert bank.calibration is not None
+        prep = self.prepare(image, "frame", bank.image_size)
+        t1 = time.perf_counter()
+        feats, descs = self.encode([prep])
+        t2 = time.perf_counter()
+        sku_cfg = SkuSettings(**bank.settings) if bank.settings else SkuSettings()
+        raw = self.analyze(prep, feats[0], descs[0], bank, sku_cfg.top_k)
+        t3 = time.perf_counter()
+        fused = self._fused(raw, bank.calibration)
+        score = image_score(fused, raw.valid)
+        threshold = bank.calibration.threshold
+        # Box areas are in frame pixels: scale the fine map back to the frame the caller gave.
+        frame_h, frame_w = (image.shape[0], image.shape[1])
+        scale = prep.gray_fine.shape[1] / frame_w
+        boxes = extract_boxes(fused, raw.valid, threshold, sku_cfg.box_ratio, sku_cfg.min_defect_area_px, scale,
+                              sku_cfg.box_padding * max(image.shape[0], image.shape[1]))
+        verdict = Verdict.NG if score > threshold and boxes else Verdict.OK
+        t4 = time.perf_counter()
+        latency = {"prepare": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, **raw.latency_ms,
+                   "postprocess": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
+        _ = frame_h
+        return InspectionResult(
+            verdict=verdict,
+            score=score,
+            threshold=threshold,
+            boxes=boxes,
+            sku=sku,
+            template_ids=[bank.template_ids[i] for i in raw.template_idx],
+            retrieval_scores=raw.retrieval_scores,
+            registrations=raw.registrations,
+            anomaly_map=fused,
+            map_scale=1.0 / scale,
+            latency_ms={k: round(v, 3) for k, v in latency.items()},
+        )

@@ -1,0 +1,150 @@
+"""The two exportable encoders, their IO contract, and how the runtime gets runners for them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.engines.base import Runner, TensorSpec
+
+VISION_FILE = "vision_encoder.onnx"
+COMPARISON_FILE = "comparison_encoder.onnx"
+FEATURE_CHANNELS = 152
+FEATURE_STRIDE = 8
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that changes the encoders' outputs; its hash (with the weights) keys artifacts and banks.
+
+    Attributes:
+        input_size: (height, width) of the vision encoder input, multiples of 64.
+        blur_sigma: Gaussian pre-smoothing inside the encoder (input pixels); frozen features are fragile to
+            sensor noise and blur, smoothing both frame and template before encoding evens that out.
+        window: side of the local cross-attention window (feature cells) in the comparison encoder.
+        temperature: softmax temperature of the cross-attention.
+    """
+
+    input_size: tuple[int, int] = (320, 320)
+    blur_sigma: float = 1.0
+    window: int = 3
+    temperature: float = 0.02
+
+    @property
+    def feature_size(self) -> tuple[int, int]:
+        """(h, w) of the stride-8 feature map."""
+        return (self.input_size[0] // FEATURE_STRIDE, self.input_size[1] // FEATURE_STRIDE)
+
+    def model_id(self, weights_sha256: str) -> str:
+        """Short stable id of (weights, spec): names artifacts and keys golden banks."""
+        blob = json.dumps({"weights": weights_sha256, **asdict(self)}, sort_keys=True).encode()
+        return "lite0-" + hashlib.sha256(blob).hexdigest()[:12]
+
+    def vision_inputs(self) -> tuple[TensorSpec, ...]:
+        """IO contract of the vision encoder (batch is dynamic)."""
+        h, w = self.input_size
+        return (TensorSpec("image", np.dtype(np.uint8), ("batch", h, w, 3)),)
+
+    def comparison_inputs(self) -> tuple[TensorSpec, ...]:
+        """IO contract of the comparison encoder (number of templates is dynamic)."""
+        h, w = self.feature_size
+        f32 = np.dtype(np.float32)
+        return (
+            TensorSpec("query", f32, (1, FEATURE_CHANNELS, h, w)),
+            TensorSpec("templates", f32, ("k", FEATURE_CHANNELS, h, w)),
+            TensorSpec("template_valid", f32, ("k", 1, h, w)),
+        )
+
+
+VISION_OUTPUTS = ("features", "descriptor")
+COMPARISON_OUTPUTS = ("anomaly", "valid")
+
+
+@dataclass
+class Encoders:
+    """Runners for both encoders plus the id of the model they implement."""
+
+    spec: ModelSpec
+    vision: Runner
+    comparison: Runner
+    model_id: str
+
+    @property
+    def backend(self) -> str:
+        """Backend of the vision encoder (the one that dominates latency)."""
+        return self.vision.backend
+
+
+def weights_sha256() -> str:
+    """SHA-256 of the ImageNet weights file (cached per process)."""
+    global _WEIGHTS_SHA
+    if _WEIGHTS_SHA is None:
+        from edge.inspection.backbone import file_sha256, weights_path
+
+        _WEIGHTS_SHA = file_sha256(weights_path())
+    return _WEIGHTS_SHA
+
+
+_WEIGHTS_SHA: str | None = None
+
+
+def torch_modules(spec: ModelSpec) -> tuple[object, object]:
+    """Build the PyTorch reference modules (vision, comparison)."""
+    from edge.inspection.comparison import ComparisonEncoder
+    from edge.inspection.encoder import VisionEncoder
+
+    vision = VisionEncoder(input_size=spec.input_size, blur_sigma=spec.blur_sigma).eval()
+    comparison = ComparisonEncoder(window=spec.window, temperature=spec.temperature).eval()
+    return vision, comparison
+
+
+def torch_encoders(spec: ModelSpec) -> Encoders:
+    """Encoders running in PyTorch (the reference path)."""
+    from torch import nn
+
+    from edge.engines.torch_runner import TorchRunner
+
+    vision, comparison = torch_modules(spec)
+    assert isinstance(vision, nn.Module) and isinstance(comparison, nn.Module)
+    return Encoders(
+        spec=spec,
+        vision=TorchRunner(vision, spec.vision_inputs(), VISION_OUTPUTS),
+        comparison=TorchRunner(comparison, spec.comparison_inputs(), COMPARISON_OUTPUTS),
+        model_id=spec.model_id(weights_sha256()),
+    )
+
+
+def default_artifact_dir(spec: ModelSpec) -> Path:
+    """Per-user cache of exported artifacts, keyed by model id."""
+    import os
+
+    root = Path(os.environ.get("EDGE_ARTIFACT_CACHE", Path.home() / ".cache" / "edge-inspection" / "models"))
+    return root / spec.model_id(weights_sha256())
+
+
+def onnx_encoders(spec: ModelSpec, artifact_dir: Path | None = None, threads: int | None = None) -> Encoders:
+    """Encoders running in ONNX Runtime (CPU); exports (with parity gates) when the artifacts are missing."""
+    from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
+    from export.onnx_export import ensure_onnx
+
+    directory = artifact_dir or default_artifact_dir(spec)
+    ensure_onnx(spec, directory)
+    return Encoders(
+        spec=spec,
+        vision=OnnxRuntimeRunner(directory / VISION_FILE, threads=threads),
+        comparison=OnnxRuntimeRunner(directory / COMPARISON_FILE, threads=threads),
+        model_id=spec.model_id(weights_sha256()),
+    )
+
+
+def load_encoders(spec: ModelSpec, backend: str = "onnxruntime", artifact_dir: Path | None = None) -> Encoders:
+    """Encoders for a backend name: ``onnxruntime`` (default) or ``torch``."""
+    if backend == "torch":
+        return torch_encoders(spec)
+    if backend == "onnxruntime":
+        return onnx_encoders(spec, artifact_dir)
+    raise ValueError(f"unknown backend '{backend}' (expected 'onnxruntime' or 'torch')")

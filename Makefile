@@ -41,7 +41,7 @@ format: install
 	$(VENV)/bin/ruff format edge export tests
 	$(VENV)/bin/ruff check --fix edge export tests
 
-demo: install
+demo: install system-deps
 	$(EDGE) demo
 
 bench: install
@@ -50,9 +50,11 @@ bench: install
 eval: install
 	$(EDGE) eval ../shared/data/deeppcb --perturb line --out runs/eval-deeppcb
 
+# The whole GPU path (engines built on this device, parity vs ONNX Runtime, batch-1 latency); GPU machines only.
 gpu-check: install
 	$(PY) -m pip install --quiet -e '.[gpu]'
-	$(PY) -m pytest -m gpu -p no:cacheprovider
+	EDGE_REQUIRE_GPU=1 $(PY) -m pytest -m gpu -p no:cacheprovider tests/engines tests/export
+	$(PY) -m export.gpu_check
 
 clean:
 	rm -rf $(VENV) runs artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,16 +1,16 @@
-"""PyTorch encoders -> ONNX (FP32), each artifact gated on parity with PyTorch.
+"""PyTorch encoders -> ONNX (FP32): export, check, shape-infer, simplify; each artifact gated on parity.
 
 A failed gate is a build error (anomalib #3726, #2303: exported scores that silently differ from the
-original are what users of other tools complain about most).
+original are what users of other tools complain about most). The gate runs twice: on the raw export, and on
+the simplified graph that is actually shipped, so a simplifier bug cannot slip through.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import tempfile
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,105 +18,242 @@ import onnx
 import torch
 from torch import nn
 
+from edge.engines.artifacts import MANIFEST_FILE, onnx_file
+from edge.engines.parity import ParityError, Tolerance, compare
 from edge.inspection.model import (
-    COMPARISON_FILE,
     COMPARISON_OUTPUTS,
     FEATURE_CHANNELS,
-    VISION_FILE,
     VISION_OUTPUTS,
     ModelSpec,
     torch_modules,
     weights_sha256,
 )
+from export.manifest import Manifest, ManifestError, io_spec, load_manifest, verify_manifest, write_manifest
+
+__all__ = ["OPSET", "PARITY_ATOL", "ParityError", "check_parity", "ensure_onnx", "export_onnx"]
 
 log = logging.getLogger(__name__)
-OPSET = 17  # supported by TensorRT 10 and 11 parsers and by ONNX Runtime
+# Opset 17: parsed by the TensorRT 10 and 11 ONNX parsers (both cover 9..20+), by every ONNX Runtime we ship,
+# and recent enough for per-channel Q/DQ (axis attribute, opset >= 13) and LayerNormalization.
+OPSET = 17
 PARITY_ATOL = 1e-3
+_DYNAMIC_VISION = {"image": {0: "batch"}, "features": {0: "batch"}, "descriptor": {0: "batch"}}
+_DYNAMIC_COMPARISON = {"templates": {0: "k"}, "template_valid": {0: "k"}}
 
 
-class ParityError(RuntimeError):
-    """An exported artifact does not reproduce the reference outputs."""
-
-
-def _example_vision(spec: ModelSpec, batch: int = 2) -> np.ndarray:
-    rng = np.random.default_rng(0)
+def example_vision(spec: ModelSpec, batch: int = 2, seed: int = 0) -> np.ndarray:
+    """Return fixed pseudo-random uint8 images (the parity input; batch 2 exercises the dynamic batch)."""
+    rng = np.random.default_rng(seed)
     h, w = spec.input_size
-    return rng.integers(0, 256, size=(batch, h, w, 3), dtype=np.uint8)
+    image: np.ndarray = rng.integers(0, 256, size=(batch, h, w, 3), dtype=np.uint8)
+    return image
 
 
-def _example_comparison(spec: ModelSpec, k: int = 3) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(1)
+def example_comparison(spec: ModelSpec, k: int = 3, seed: int = 1) -> dict[str, np.ndarray]:
+    """Return fixed unit-norm features and a partly invalid template mask (comparison parity input)."""
+    rng = np.random.default_rng(seed)
     h, w = spec.feature_size
 
     def unit(n: int) -> np.ndarray:
         x = rng.normal(size=(n, FEATURE_CHANNELS, h, w)).astype(np.float32)
-        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        features: np.ndarray = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        return features
 
     valid = np.ones((k, 1, h, w), np.float32)
     valid[:, :, :2, :] = 0.0
     return {"query": unit(1), "templates": unit(k), "template_valid": valid}
 
 
-def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str],
-            outputs: tuple[str, ...], dynamic: dict[str, dict[int, str]]) -> None:
+def _cast_before_transpose(model: onnx.ModelProto) -> None:
+    """Rewrite ``uint8 input -> Transpose -> Cast(float)`` as ``Cast -> Transpose``.
+
+    TensorRT accepts uint8 only as network IO feeding a cast; the two orders are numerically identical.
+    """
+    graph = model.graph
+    inputs = {i.name for i in graph.input}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    for node in list(graph.node):
+        if node.op_type != "Transpose" or node.input[0] not in inputs:
+            continue
+        users = consumers.get(node.output[0], [])
+        if len(users) != 1 or users[0].op_type != "Cast":
+            continue
+        cast = users[0]
+        source, middle, result = node.input[0], node.output[0], cast.output[0]
+        cast.input[0], cast.output[0] = source, middle
+        node.input[0], node.output[0] = middle, result
+        # Keep topological order: the cast now runs first.
+        graph.node.remove(cast)
+        graph.node.insert(list(graph.node).index(node), cast)
+
+
+def _simplify(path: Path) -> None:
+    import onnxslim
+
+    model = onnx.load(str(path))
+    _cast_before_transpose(model)
+    # onnxslim folds constants, fuses Pad into Conv and drops the shape arithmetic torch emits, which is also
+    # what lets the INT8 quantizer put every convolution in Q/DQ form.
+    slim = onnxslim.slim(model)
+    assert isinstance(slim, onnx.ModelProto)
+    onnx.checker.check_model(slim)
+    slim = onnx.shape_inference.infer_shapes(slim, strict_mode=True)
+    onnx.save(slim, str(path))
+
+
+def _export(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: tuple[str, ...],
+    dynamic: dict[str, dict[int, str]],
+) -> None:
     with warnings.catch_warnings():
+        # torch's TorchScript exporter warns about every traced shape expression; the gates below decide.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, args, str(path), input_names=inputs, output_names=list(outputs),
-            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=list(outputs),
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
         )
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
-    model = onnx.shape_inference.infer_shapes(model)
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     onnx.save(model, str(path))
 
 
-def check_parity(path: Path, module: nn.Module, feeds: dict[str, np.ndarray], outputs: tuple[str, ...],
-                 atol: float = PARITY_ATOL) -> dict[str, float]:
-    """Max abs difference per output between ONNX Runtime and PyTorch; raises :class:`ParityError`."""
+def check_parity(
+    path: Path,
+    module: nn.Module,
+    feeds: dict[str, np.ndarray],
+    outputs: tuple[str, ...],
+    atol: float = PARITY_ATOL,
+) -> dict[str, float]:
+    """Max abs difference per output between ONNX Runtime and PyTorch; raises :class:`ParityError`.
+
+    Args:
+        path: ONNX model to check.
+        module: PyTorch reference taking the feeds positionally, returning a NamedTuple with ``outputs``.
+        feeds: Inputs by name, in the module's argument order.
+        outputs: Output names to compare.
+        atol: Largest allowed absolute difference on any output.
+
+    Returns:
+        Max abs difference per output.
+
+    """
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(list(outputs), feeds)
+    got = dict(zip(outputs, session.run(list(outputs), feeds), strict=True))
     with torch.inference_mode():
-        ref = module(*[torch.from_numpy(v) for v in feeds.values()])
-    diffs = {}
-    for name, value in zip(outputs, got, strict=True):
-        diffs[name] = float(np.abs(np.asarray(value) - getattr(ref, name).numpy()).max())
-    bad = {k: v for k, v in diffs.items() if not v <= atol}
-    if bad:
-        raise ParityError(f"{path.name}: ONNX Runtime differs from PyTorch beyond {atol}: {bad}")
-    return diffs
+        out = module(*[torch.from_numpy(v) for v in feeds.values()])
+    ref = {name: getattr(out, name).numpy() for name in outputs}
+    report = compare(ref, got, {name: Tolerance(max_abs=atol) for name in outputs}, f"{path.name} vs PyTorch")
+    return {name: figures["max_abs"] for name, figures in report.items()}
+
+
+def _export_one(
+    module: nn.Module,
+    feeds: dict[str, np.ndarray],
+    outputs: tuple[str, ...],
+    dynamic: dict[str, dict[int, str]],
+    path: Path,
+) -> dict[str, object]:
+    _export(module, tuple(torch.from_numpy(v) for v in feeds.values()), path, list(feeds), outputs, dynamic)
+    raw = check_parity(path, module, feeds, outputs)
+    _simplify(path)
+    simplified = check_parity(path, module, feeds, outputs)
+    return {"reference": "pytorch", "atol": PARITY_ATOL, "raw_max_abs": raw, "max_abs": simplified}
 
 
 def export_onnx(spec: ModelSpec, out_dir: Path) -> dict[str, object]:
-    """Export both encoders into ``out_dir`` and gate them; returns the parity report."""
+    """Export both FP32 encoders into ``out_dir``, gate them, and write a fresh ``manifest.json``.
+
+    Args:
+        spec: Model settings (input size, blur, window, temperature).
+        out_dir: Artifact directory (created). Files appear atomically, only after their gates passed.
+
+    Returns:
+        The parity report (model id, opset, per-encoder figures).
+
+    Raises:
+        ParityError: ONNX Runtime does not reproduce PyTorch within :data:`PARITY_ATOL`.
+
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     vision, comparison = torch_modules(spec)
     assert isinstance(vision, nn.Module) and isinstance(comparison, nn.Module)
-    report: dict[str, object] = {"model_id": spec.model_id(weights_sha256()), "opset": OPSET}
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+    weights = weights_sha256()
+    model_id = spec.model_id(weights)
+    manifest = Manifest(
+        model_id=model_id,
+        spec={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()},
+        weights_sha256=weights,
+        opset=OPSET,
+        io={
+            "vision": io_spec(spec.vision_inputs(), VISION_OUTPUTS),
+            "comparison": io_spec(spec.comparison_inputs(), COMPARISON_OUTPUTS),
+        },
+    )
+    vision_name, comparison_name = onnx_file("vision"), onnx_file("comparison")
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         tmp_dir = Path(tmp)
-        image = _example_vision(spec)
-        _export(vision, (torch.from_numpy(image),), tmp_dir / VISION_FILE, ["image"], VISION_OUTPUTS,
-                {"image": {0: "batch"}, "features": {0: "batch"}, "descriptor": {0: "batch"}})
-        report["vision_parity"] = check_parity(tmp_dir / VISION_FILE, vision, {"image": image}, VISION_OUTPUTS)
-        feeds = _example_comparison(spec)
-        _export(comparison, tuple(torch.from_numpy(v) for v in feeds.values()), tmp_dir / COMPARISON_FILE,
-                list(feeds), COMPARISON_OUTPUTS, {"templates": {0: "k"}, "template_valid": {0: "k"}})
-        report["comparison_parity"] = check_parity(
-            tmp_dir / COMPARISON_FILE, comparison, feeds, COMPARISON_OUTPUTS
+        vision_parity = _export_one(
+            vision, {"image": example_vision(spec)}, VISION_OUTPUTS, _DYNAMIC_VISION, tmp_dir / vision_name
         )
-        # Atomic install: a half-written artifact set is never visible to a station.
-        for name in (VISION_FILE, COMPARISON_FILE):
-            os.replace(tmp_dir / name, out_dir / name)
-    (out_dir / "parity.json").write_text(json.dumps(report, indent=2))
+        comparison_parity = _export_one(
+            comparison,
+            example_comparison(spec),
+            COMPARISON_OUTPUTS,
+            _DYNAMIC_COMPARISON,
+            tmp_dir / comparison_name,
+        )
+        manifest.add_file(tmp_dir, vision_name, encoder="vision", precision="fp32", parity=vision_parity)
+        manifest.add_file(
+            tmp_dir, comparison_name, encoder="comparison", precision="fp32", parity=comparison_parity
+        )
+        # The old manifest goes first: between the two renames the set is "unverified", never "wrong".
+        (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
+        for name in (vision_name, comparison_name):
+            (tmp_dir / name).replace(out_dir / name)
+    write_manifest(out_dir, manifest)
+    report: dict[str, object] = {
+        "model_id": model_id,
+        "opset": OPSET,
+        "vision_parity": vision_parity["max_abs"],
+        "comparison_parity": comparison_parity["max_abs"],
+    }
     log.info("exported ONNX encoders to %s (parity %s)", out_dir, report)
     return report
 
 
 def ensure_onnx(spec: ModelSpec, out_dir: Path) -> None:
-    """Export the ONNX encoders into ``out_dir`` unless a gated export is already there."""
-    if all((out_dir / f).exists() for f in (VISION_FILE, COMPARISON_FILE, "parity.json")):
+    """Make sure ``out_dir`` holds verified FP32 encoders for ``spec``; export them when absent.
+
+    A directory without a manifest (never exported, or an older export) is (re-)exported. A directory whose
+    manifest exists but does not match, a tampered file or another model id, is refused: silently replacing
+    artifacts someone installed would hide the problem.
+
+    Raises:
+        ManifestError: The artifacts present do not match their manifest or ``spec``.
+
+    """
+    required = (onnx_file("vision"), onnx_file("comparison"))
+    try:
+        load_manifest(out_dir)
+    except ManifestError:
+        if (out_dir / MANIFEST_FILE).exists():
+            raise
+        export_onnx(spec, out_dir)
         return
-    export_onnx(spec, out_dir)
+    verify_manifest(out_dir, spec.model_id(weights_sha256()), require=required)

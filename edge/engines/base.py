@@ -35,7 +35,8 @@ class TensorSpec:
             raise EngineInputError(f"input '{self.name}': dtype {value.dtype}, expected {self.dtype}")
         if value.ndim != len(self.shape):
             raise EngineInputError(
-                f"input '{self.name}': {value.ndim} dims {value.shape}, expected {len(self.shape)} {self.shape}"
+                f"input '{self.name}': {value.ndim} dims {value.shape}, "
+                f"expected {len(self.shape)} {self.shape}"
             )
         for axis, (got, want) in enumerate(zip(value.shape, self.shape, strict=True)):
             if isinstance(want, int) and want >= 0 and got != want:

@@ -16,7 +16,9 @@ class TorchRunner(Runner):
 
     backend = "torch-cpu"
 
-    def __init__(self, module: nn.Module, inputs: tuple[TensorSpec, ...], output_names: tuple[str, ...]) -> None:
+    def __init__(
+        self, module: nn.Module, inputs: tuple[TensorSpec, ...], output_names: tuple[str, ...]
+    ) -> None:
         self.module = module.eval()
         self._inputs = inputs
         self._outputs = output_names

@@ -22,6 +22,13 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="output folder")
     p.add_argument("--backend", choices=["onnxruntime", "torch"], default="onnxruntime")
     p.add_argument("--category", action="append", help="only this category/group (repeatable)")
+    p.add_argument(
+        "--precision", choices=["fp32", "int8", "fp16"], default="fp32", help="exported model precision"
+    )
+    p.add_argument(
+        "--calib", type=Path, default=None, help="golden images to calibrate INT8 on (default: synthetic)"
+    )
+    p.add_argument("--artifacts", type=Path, default=None, help="artifact dir (default: per-user cache)")
     p.add_argument("--fusion", choices=["max", "mean", "geo"], default=None, help="override map fusion")
     p.set_defaults(func=run)
 
@@ -37,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     settings = InspectorSettings()
     if args.fusion:
         settings = replace(settings, fusion=args.fusion)
-    inspector = Inspector(load_encoders(ModelSpec(), args.backend), settings)
+    encoders = load_encoders(ModelSpec(), args.backend, args.artifacts, args.precision, args.calib)
+    log.info("model %s on %s (%s)", encoders.model_id, encoders.backend, encoders.state)
+    inspector = Inspector(encoders, settings)
     try:
         metrics = run_eval(inspector, args.dataset, args.out, args.k, args.perturb == "line", args.category)
     except DatasetError as exc:

@@ -45,7 +45,7 @@ def read_image(path: Path) -> npt.NDArray[np.uint8]:
     data = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if data is None:
         raise DatasetError(f"{path}: not a readable image")
-    out: npt.NDArray[np.uint8] = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+    out = np.asarray(cv2.cvtColor(data, cv2.COLOR_BGR2RGB), dtype=np.uint8)
     return out
 
 
@@ -56,7 +56,9 @@ def mask_boxes(mask: npt.NDArray[np.uint8]) -> list[BoxXYXY]:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    return (
+        sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    )
 
 
 def _is_mvtec_category(path: Path) -> bool:
@@ -82,9 +84,12 @@ def load_mvtec_category(path: Path) -> Category:
                 mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
                 if mask is None:
                     raise DatasetError(f"{mask_path}: not a readable mask")
-                boxes = mask_boxes(mask)
-            samples.append(Sample(path=img, defective=True, boxes=boxes,
-                                  mask_path=mask_path if mask_path.exists() else None))
+                boxes = mask_boxes(np.asarray(mask, dtype=np.uint8))
+            samples.append(
+                Sample(
+                    path=img, defective=True, boxes=boxes, mask_path=mask_path if mask_path.exists() else None
+                )
+            )
     return Category(name=path.name, golden=golden, samples=samples, layout="mvtec")
 
 
@@ -103,7 +108,7 @@ def read_deeppcb_boxes(path: Path) -> list[BoxXYXY]:
 
 
 def load_deeppcb_group(path: Path) -> Category:
-    """DeepPCB layout: ``NNNNN/<id>_temp.jpg`` golden, ``<id>_test.jpg`` inspected, ``NNNNN_not/<id>.txt`` boxes."""
+    """DeepPCB layout: ``NNNNN/<id>_temp.jpg`` golden, ``<id>_test.jpg`` tested, boxes in ``NNNNN_not/``."""
     golden: list[Path] = []
     samples: list[Sample] = []
     for sub in sorted(d for d in path.iterdir() if d.is_dir() and not d.name.endswith("_not")):

@@ -20,12 +20,14 @@ def box_iou(a: BoxXYXY, b: BoxXYXY) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def match_boxes(pred: Sequence[tuple[BoxXYXY, float]], gt: Sequence[BoxXYXY], iou: float = MATCH_IOU
-                ) -> tuple[int, int, int]:
+def match_boxes(
+    pred: Sequence[tuple[BoxXYXY, float]], gt: Sequence[BoxXYXY], iou: float = MATCH_IOU
+) -> tuple[int, int, int]:
     """Greedy one-to-one matching by descending score; a match needs IoU strictly above ``iou``.
 
     Returns:
         (true positives, false positives, false negatives).
+
     """
     used: set[int] = set()
     tp = 0
@@ -77,7 +79,7 @@ class BoxCounts:
 
 
 def bbox_mask_iou(pred: Sequence[BoxXYXY], gt: Sequence[BoxXYXY], size: tuple[int, int]) -> float:
-    """MMAD-BBox: rasterise all predicted boxes and all ground-truth boxes of an image, IoU of the two masks."""
+    """MMAD-BBox: rasterise all predicted and all ground-truth boxes of an image; IoU of the two masks."""
     h, w = size
     pm = np.zeros((h, w), bool)
     gm = np.zeros((h, w), bool)

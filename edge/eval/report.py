@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,10 +10,10 @@ import cv2
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from edge.eval.metrics import pr_curve  # noqa: E402
+from edge.eval.metrics import pr_curve
 
 if TYPE_CHECKING:
     from edge.eval.runner import CategoryOutcome, Example
@@ -23,10 +24,12 @@ def heat_overlay(image: np.ndarray, amap: np.ndarray, threshold: float) -> np.nd
     resized = cv2.resize(amap, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     level = np.clip(resized / max(threshold, 1e-6), 0, 1)
     heat = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
-    return (0.55 * image + 0.45 * heat).astype(np.uint8)
+    return np.asarray(0.55 * image + 0.45 * heat, dtype=np.uint8)
 
 
-def draw_boxes(image: np.ndarray, pred: list[tuple[int, int, int, int]], gt: list[tuple[float, ...]]) -> np.ndarray:
+def draw_boxes(
+    image: np.ndarray, pred: Sequence[tuple[int, int, int, int]], gt: Sequence[tuple[float, ...]]
+) -> np.ndarray:
     """Ground truth in green, predictions in red."""
     out = image.copy()
     thick = max(1, image.shape[0] // 256)
@@ -43,8 +46,10 @@ def _example_row(axes: np.ndarray, ex: Example) -> None:
         (ex.image, f"{ex.name} ({'defect' if ex.defective else 'good'})"),
         (ex.template, f"template {r.template_id}"),
         (heat_overlay(ex.image, r.anomaly_map, r.threshold), f"score {r.score:.2f} / thr {r.threshold:.2f}"),
-        (draw_boxes(ex.image, [(b.x, b.y, b.w, b.h) for b in r.boxes], ex.gt), f"{r.verdict.value}: "
-         f"{len(r.boxes)} boxes (red) / {len(ex.gt)} gt (green)"),
+        (
+            draw_boxes(ex.image, [(b.x, b.y, b.w, b.h) for b in r.boxes], ex.gt),
+            f"{r.verdict.value}: {len(r.boxes)} boxes (red) / {len(ex.gt)} gt (green)",
+        ),
     ]
     for ax, (img, title) in zip(axes, panels, strict=True):
         ax.imshow(img)

@@ -86,8 +86,9 @@ def _score_in_region(result: InspectionResult, region: tuple[float, float, float
     return float(crop.max()) if crop.size else 0.0
 
 
-def _judge(result: InspectionResult, size: tuple[int, int], perturbed: bool
-           ) -> tuple[float, list[tuple[BoxXYXY, float]], bool]:
+def _judge(
+    result: InspectionResult, size: tuple[int, int], perturbed: bool
+) -> tuple[float, list[tuple[BoxXYXY, float]], bool]:
     region = _region(size, perturbed)
     pred = [((float(b.x), float(b.y), float(b.x + b.w), float(b.y + b.h)), b.score) for b in result.boxes]
     pred = [(bx, sc) for bx, sc in pred if _inside(bx, region)]
@@ -96,12 +97,15 @@ def _judge(result: InspectionResult, size: tuple[int, int], perturbed: bool
     return score, pred, ng
 
 
-def evaluate_category(inspector: Inspector, category: Category, k: int | None, perturb: bool,
-                      max_examples: int = 8) -> tuple[dict[str, Any], CategoryOutcome]:
+def evaluate_category(
+    inspector: Inspector, category: Category, k: int | None, perturb: bool, max_examples: int = 8
+) -> tuple[dict[str, Any], CategoryOutcome]:
     """Enroll the category's golden bank, inspect every test sample, return metrics and outcomes."""
     golden = list(iter_golden(category, k))
     log.info("%s: enrolling %d golden images", category.name, len(golden))
-    bank = inspector.enroll(category.name, golden, SkuSettings())
+    # DeepPCB: every test crop has its own template, the bank is a set of views of one board design.
+    kind = "views" if category.layout == "deeppcb" else "auto"
+    bank = inspector.enroll(category.name, golden, SkuSettings(bank_kind=kind))
     assert bank.calibration is not None
     golden_by_id = dict(golden)
     out = CategoryOutcome(threshold=bank.calibration.threshold)
@@ -130,8 +134,16 @@ def evaluate_category(inspector: Inspector, category: Category, k: int | None, p
         if sample.template_id is not None:
             out.retrieval_hits.append(result.template_id == sample.template_id)
         if len(out.examples) < max_examples and (sample.defective or len(out.examples) % 4 == 3):
-            out.examples.append(Example(sample.path.stem, image, golden_by_id.get(result.template_id, image),
-                                        result, gt, sample.defective))
+            out.examples.append(
+                Example(
+                    sample.path.stem,
+                    image,
+                    golden_by_id.get(result.template_id, image),
+                    result,
+                    gt,
+                    sample.defective,
+                )
+            )
     if category.layout == "deeppcb":
         # False alarms: every golden template, shown as the line would show it, against its own bank.
         for tid, image in tqdm(golden, desc=f"{category.name} templates", unit="img", leave=False):
@@ -158,19 +170,27 @@ def summarize(out: CategoryOutcome, n_images: int) -> dict[str, Any]:
         "box_recall": _r(out.boxes.recall),
         "box_f1": _r(out.boxes.f1),
         "bbox_mask_miou": _r(float(ious.mean())) if ious.size else None,
-        "bbox_mask_acc": {t: (_r(float((ious >= float(t)).mean())) if ious.size else None)
-                          for t in ("0.1", "0.3", "0.5")},
+        "bbox_mask_acc": {
+            t: (_r(float((ious >= float(t)).mean())) if ious.size else None) for t in ("0.1", "0.3", "0.5")
+        },
         "retrieval_top1": _r(float(np.mean(out.retrieval_hits))) if out.retrieval_hits else None,
         "false_ng_rate": _r(float(np.mean(out.false_ng))) if out.false_ng else None,
         "latency_ms": percentiles(out.latencies),
         "n_images": n_images,
         "threshold": _r(out.threshold),
+        "box_counts": {"tp": out.boxes.tp, "fp": out.boxes.fp, "fn": out.boxes.fn},
     }
 
 
-def run_eval(inspector: Inspector, dataset: Path, out_dir: Path, k: int | None, perturb: bool,
-             categories: list[str] | None = None) -> dict[str, Any]:
-    """Evaluate every category under ``dataset``; writes ``metrics.json`` and ``report.png`` into ``out_dir``."""
+def run_eval(
+    inspector: Inspector,
+    dataset: Path,
+    out_dir: Path,
+    k: int | None,
+    perturb: bool,
+    categories: list[str] | None = None,
+) -> dict[str, Any]:
+    """Evaluate every category under ``dataset``; write ``metrics.json`` and ``report.png`` to ``out_dir``."""
     from edge.eval.report import write_report
 
     found = discover(dataset)

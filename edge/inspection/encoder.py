@@ -81,7 +81,9 @@ class VisionEncoder(nn.Module):
     def forward(self, image: torch.Tensor) -> EncoderOutput:
         """Encode a batch of uint8 HWC RGB images."""
         x = image.permute(0, 3, 1, 2).float()
-        x = (self._blur(x) - self.mean) * self.inv_std
+        mean: torch.Tensor = self.mean  # type: ignore[assignment]
+        inv_std: torch.Tensor = self.inv_std  # type: ignore[assignment]
+        x = (self._blur(x) - mean) * inv_std
         feats = self.backbone.features(x)
         s8 = F.normalize(feats.stride8, dim=1)
         s16 = F.normalize(feats.stride16, dim=1)

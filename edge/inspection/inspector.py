@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,9 +19,9 @@ import numpy.typing as npt
 
 from edge.inspection.augment import LinePerturbation
 from edge.inspection.bank import Calibration, SkuBank, image_sha256
-from edge.inspection.model import FEATURE_STRIDE, Encoders
+from edge.inspection.model import Encoders
 from edge.inspection.postprocess import extract_boxes, fuse, image_score
-from edge.inspection.preprocess import ImageError, PreparedImage, ViewSettings, prepare
+from edge.inspection.preprocess import ImageError, PreparedImage, ViewSettings, as_rgb, prepare
 from edge.inspection.registration import (
     RegistrationSettings,
     register,
@@ -43,15 +44,20 @@ class SkuSettings:
 
     Attributes:
         top_k: golden templates compared per frame.
+        bank_kind: ``instances`` (golden images are different parts seen the same way: calibrate on real
+            part-to-part variation, leave-one-out), ``views`` (each golden image shows another view or region,
+            e.g. crops of a board: calibrate each against itself under line nuisance) or ``auto``.
         threshold_margin: relative margin added above the highest golden calibration score.
         threshold: fixed threshold overriding calibration (normalised units), or None.
         min_defect_area_px: smallest box kept, in image pixels.
         box_ratio: hysteresis ratio for box extent (box threshold = ratio x image threshold).
         box_padding: margin around each box as a fraction of the image's longer side (8 px at 640), so
             the operator sees the defect in its context, as inspectors draw boxes.
+
     """
 
     top_k: int = 3
+    bank_kind: str = "auto"
     threshold_margin: float = 0.1
     threshold: float | None = None
     min_defect_area_px: float = 12.0
@@ -77,9 +83,12 @@ class InspectorSettings:
         border_px: margin ignored along the edge of the warped template.
         calib_samples: golden images used for calibration (evenly spread over the bank).
         peer_min_quality: registration correlation for a golden part to count as a peer of another.
+        calib_quantile: the threshold sits above this quantile of the golden calibration scores (times
+            1 + margin); a few golden parts whose nearest peer is really another view must not set it.
         view_mismatch_ratio: a retrieved template is compared only if its registration residual
             (1 - correlation) is at most this many times the best template's (plus 0.02): a template that
             registers much worse shows another view of the product and would explain away real defects.
+
     """
 
     views: ViewSettings = field(default_factory=ViewSettings)
@@ -93,6 +102,7 @@ class InspectorSettings:
     border_px: int = 3
     calib_samples: int = 40
     peer_min_quality: float = 0.8
+    calib_quantile: float = 0.9
     view_mismatch_ratio: float = 2.0
 
 
@@ -109,6 +119,18 @@ class RawMaps:
     latency_ms: dict[str, float]
 
 
+def _content_mask(
+    size: tuple[int, int], matrix: npt.NDArray[np.float64], fine_shape: tuple[int, ...], border_px: int
+) -> npt.NDArray[np.bool_]:
+    """Fine-resolution mask of where a perturbed image still shows real content."""
+    h, w = size
+    ones = np.full((h, w), 255, np.uint8)
+    warped = cv2.warpAffine(ones, matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    fine = cv2.resize(warped, (fine_shape[1], fine_shape[0]), interpolation=cv2.INTER_NEAREST)
+    k = 2 * (border_px + 2) + 1
+    return cv2.erode(fine, np.ones((k, k), np.uint8)) > 0
+
+
 class Inspector:
     """Inspects frames against golden banks, one bank per SKU."""
 
@@ -123,17 +145,20 @@ class Inspector:
         return self.encoders.model_id
 
     # ---------------------------------------------------------------- encoding
-    def prepare(self, image: npt.NDArray[np.generic], where: str = "frame",
-                size: tuple[int, int] | None = None) -> PreparedImage:
+    def prepare(
+        self, image: npt.NDArray[Any], where: str = "frame", size: tuple[int, int] | None = None
+    ) -> PreparedImage:
         """Validate and resize an image into the inspection's views (resized to ``size`` when given)."""
-        if size is not None and isinstance(image, np.ndarray) and image.ndim >= 2 and image.shape[:2] != size:
-            h, w = image.shape[:2]
+        rgb = as_rgb(image, where)
+        if size is not None and rgb.shape[:2] != size:
+            h, w = rgb.shape[:2]
             if abs(h / w - size[0] / size[1]) > 0.02 * size[0] / size[1]:
                 raise ImageError(
-                    f"{where}: {w}x{h} does not have the aspect ratio of the golden images ({size[1]}x{size[0]})"
+                    f"{where}: {w}x{h} does not have the aspect ratio of the golden images "
+                    f"({size[1]}x{size[0]})"
                 )
-            image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-        return prepare(image, self.encoders.spec.input_size, self.settings.views, where)
+            rgb = np.asarray(cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA), np.uint8)
+        return prepare(rgb, self.encoders.spec.input_size, self.settings.views, where)
 
     def encode(self, prepared: Sequence[PreparedImage], batch: int = 8) -> tuple[FloatMap, FloatMap]:
         """Encode prepared images -> (features ``[N, C, h, w]``, descriptors ``[N, D]``)."""
@@ -146,9 +171,14 @@ class Inspector:
         return np.concatenate(feats), np.concatenate(descs)
 
     # --------------------------------------------------------------- enrollment
-    def enroll(self, sku: str, images: Sequence[tuple[str, npt.NDArray[np.generic]]],
-               sku_settings: SkuSettings | None = None, calibrate: bool = True,
-               progress: Callable[[int, int], None] | None = None) -> SkuBank:
+    def enroll(
+        self,
+        sku: str,
+        images: Sequence[tuple[str, npt.NDArray[Any]]],
+        sku_settings: SkuSettings | None = None,
+        calibrate: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SkuBank:
         """Build (and by default calibrate) the golden bank of ``sku`` and make it active.
 
         Args:
@@ -157,6 +187,7 @@ class Inspector:
             sku_settings: per-SKU knobs stored with the bank.
             calibrate: learn normalisation and threshold from the golden images.
             progress: called with (done, total) while encoding.
+
         """
         if not images:
             raise InspectionError(f"SKU '{sku}': no golden images to enroll")
@@ -169,7 +200,9 @@ class Inspector:
                     f"SKU '{sku}': golden image '{tid}' is {image.shape[1]}x{image.shape[0]}, "
                     f"the first one is {size[1]}x{size[0]}; all golden images must have the same size"
                 )
-            prepared.append(prepare(image, self.encoders.spec.input_size, self.settings.views, f"golden '{tid}'"))
+            prepared.append(
+                prepare(image, self.encoders.spec.input_size, self.settings.views, f"golden '{tid}'")
+            )
             if progress:
                 progress(i + 1, len(images))
         feats, descs = self.encode(prepared)
@@ -202,8 +235,15 @@ class Inspector:
         self.banks[bank.sku] = bank
 
     # -------------------------------------------------------------- comparison
-    def analyze(self, prepared: PreparedImage, features: FloatMap, descriptor: FloatMap, bank: SkuBank,
-                top_k: int, exclude: frozenset[int] = frozenset()) -> RawMaps:
+    def analyze(
+        self,
+        prepared: PreparedImage,
+        features: FloatMap,
+        descriptor: FloatMap,
+        bank: SkuBank,
+        top_k: int,
+        exclude: frozenset[int] = frozenset(),
+    ) -> RawMaps:
         """Compare one encoded frame with its top-k templates; un-normalised maps."""
         cfg = self.settings
         lat: dict[str, float] = {}
@@ -229,44 +269,50 @@ class Inspector:
         lat["register"] = (t2 - t1) * 1e3
 
         # Pixel level: tolerant difference against each registered template, best template per pixel.
-        frame = cv2.GaussianBlur(prepared.gray_fine, (0, 0), cfg.pixel_blur).astype(np.float32)
+        # All in uint8 with OpenCV's saturating arithmetic: an order of magnitude faster than float.
+        frame = cv2.GaussianBlur(prepared.gray_fine, (0, 0), cfg.pixel_blur)
         size = (fine_w, fine_h)
         kernel = np.ones((2 * cfg.tolerance_px + 1,) * 2, np.uint8)
         border = np.ones((2 * cfg.border_px + 1,) * 2, np.uint8)
-        best = np.full((fine_h, fine_w), np.inf, np.float32)
-        warped_feats = []
-        warped_valid = []
+        opening = np.ones((cfg.min_defect_width_px,) * 2, np.uint8) if cfg.min_defect_width_px > 1 else None
+        best: npt.NDArray[Any] = np.full((fine_h, fine_w), 255, np.uint8)
+        covered: npt.NDArray[Any] = np.zeros((fine_h, fine_w), np.uint8)
+        compared: list[tuple[int, Registration]] = []
         for (idx, _), reg in zip(hits, regs, strict=True):
             m_fine = scale_affine(reg.matrix, fine_ratio, fine_ratio)
-            tmpl = cv2.GaussianBlur(bank.gray_fine[idx], (0, 0), cfg.pixel_blur).astype(np.float32)
-            warped = warp_to_frame(tmpl, m_fine, size).astype(np.float32)
-            valid = cv2.erode(
-                warp_to_frame(np.full_like(bank.gray_fine[idx], 255), m_fine, size, cv2.INTER_NEAREST), border
-            ) > 0
-            if valid.sum() < 16:
+            tmpl = cv2.GaussianBlur(bank.gray_fine[idx], (0, 0), cfg.pixel_blur)
+            warped = warp_to_frame(tmpl, m_fine, size)
+            ones = np.full_like(bank.gray_fine[idx], 255)
+            valid = cv2.erode(warp_to_frame(ones, m_fine, size, cv2.INTER_NEAREST), border)
+            if cv2.countNonZero(valid) < 16:
                 continue
             # Photometric alignment: the line's lighting drifts; match the template's gain and offset.
-            fv, tv = frame[valid], warped[valid]
-            gain = float(np.clip(fv.std() / max(float(tv.std()), 1e-3), 0.5, 2.0))
-            warped = (warped - float(tv.mean())) * gain + float(fv.mean())
-            hi = cv2.dilate(warped, kernel)
-            lo = cv2.erode(warped, kernel)
-            diff = np.maximum(np.maximum(frame - hi, lo - frame), 0.0)
-            if cfg.min_defect_width_px > 1:
-                w_open = np.ones((cfg.min_defect_width_px,) * 2, np.uint8)
-                diff = cv2.morphologyEx(diff, cv2.MORPH_OPEN, w_open)
-            diff[~valid] = np.inf
-            np.minimum(best, diff, out=best)
-            m_feat = scale_affine(reg.matrix, feat_ratio, feat_ratio)
-            wf, wv = warp_features(bank.features[idx].astype(np.float32), m_feat)
-            warped_feats.append(wf)
-            warped_valid.append(wv)
-        valid_fine = np.isfinite(best)
-        best[~valid_fine] = 0.0
-        pixel = cv2.GaussianBlur(best, (0, 0), cfg.map_smooth) if cfg.map_smooth > 0 else best
+            f_mean, f_std = cv2.meanStdDev(frame, mask=valid)
+            t_mean, t_std = cv2.meanStdDev(warped, mask=valid)
+            gain = float(np.clip(f_std[0, 0] / max(float(t_std[0, 0]), 1e-3), 0.5, 2.0))
+            warped = cv2.addWeighted(warped, gain, warped, 0.0, float(f_mean[0, 0] - gain * t_mean[0, 0]))
+            diff = cv2.max(
+                cv2.subtract(frame, cv2.dilate(warped, kernel)),
+                cv2.subtract(cv2.erode(warped, kernel), frame),
+            )
+            if opening is not None:
+                diff = cv2.morphologyEx(diff, cv2.MORPH_OPEN, opening)
+            best = cv2.min(best, cv2.bitwise_or(diff, cv2.bitwise_not(valid)))
+            covered = cv2.bitwise_or(covered, valid)
+            compared.append((idx, reg))
+        valid_fine = covered > 0
+        best_f = np.where(valid_fine, best, 0).astype(np.float32)
+        pixel = cv2.GaussianBlur(best_f, (0, 0), cfg.map_smooth) if cfg.map_smooth > 0 else best_f
         t3 = time.perf_counter()
         lat["pixel_compare"] = (t3 - t2) * 1e3
 
+        warped_feats, warped_valid = [], []
+        for idx, reg in compared:
+            wf, wv = warp_features(
+                bank.features[idx].astype(np.float32), scale_affine(reg.matrix, feat_ratio, feat_ratio)
+            )
+            warped_feats.append(wf)
+            warped_valid.append(wv)
         if warped_feats:
             out = self.encoders.comparison.infer(
                 {
@@ -294,8 +340,9 @@ class Inspector:
         return fuse(raw.feature, raw.pixel, calib.feature_scale, calib.pixel_scale, self.settings.fusion)
 
     # ------------------------------------------------------------- calibration
-    def calibrate(self, bank: SkuBank, images: Sequence[npt.NDArray[np.generic]], seed: int = 20261122
-                  ) -> Calibration:
+    def calibrate(
+        self, bank: SkuBank, images: Sequence[npt.NDArray[Any]], seed: int = 20261122
+    ) -> Calibration:
         """Learn the SKU's normalisation and threshold from its golden images only.
 
         Each sampled golden part is shown as the line would show it (placement, lighting, noise, blur) and
@@ -309,45 +356,76 @@ class Inspector:
         picks = np.unique(np.linspace(0, n - 1, min(n, cfg.calib_samples)).round().astype(int))
         rng = np.random.default_rng(seed)
         perturb = LinePerturbation()
-        raws: list[RawMaps] = []
-        methods: list[str] = []
-        for i in picks:
-            image, _ = perturb.apply(np.asarray(images[i], dtype=np.uint8), rng)
+        if sku_cfg.bank_kind not in ("auto", "instances", "views"):
+            raise InspectionError(
+                f"SKU '{bank.sku}': bank_kind '{sku_cfg.bank_kind}' is not auto/instances/views"
+            )
+
+        def encoded(image: npt.NDArray[Any]) -> tuple[PreparedImage, FloatMap, FloatMap]:
             prep = self.prepare(image, "calibration image", bank.image_size)
             feats, descs = self.encode([prep])
-            raw = None
-            if n > 1:
-                raw = self.analyze(prep, feats[0], descs[0], bank, sku_cfg.top_k, frozenset({int(i)}))
-                if max(r.quality for r in raw.registrations) < cfg.peer_min_quality:
-                    raw = None
-                else:
-                    methods.append("peer")
-            if raw is None:
-                raw = self.analyze(prep, feats[0], descs[0], bank, sku_cfg.top_k)
-                methods.append("self")
+            return prep, feats[0], descs[0]
+
+        # Leave-one-out first, on the golden images as captured: they already carry the line's real
+        # nuisance. The bank holds instances of one view (real part-to-part variation) only if most golden
+        # parts find a peer; otherwise (distinct views, e.g. crops of a board) a chance peer is a different
+        # design, and every part is compared with its own template under synthetic line nuisance instead.
+        loo: list[RawMaps | None] = [None] * len(picks)
+        if sku_cfg.bank_kind != "views" and n > 1:
+            for k, i in enumerate(picks):
+                raw = self.analyze(*encoded(np.asarray(images[i])), bank, sku_cfg.top_k, frozenset({int(i)}))
+                if max(r.quality for r in raw.registrations) >= cfg.peer_min_quality:
+                    loo[k] = raw
+        instances = sku_cfg.bank_kind == "instances" or (
+            sku_cfg.bank_kind == "auto" and sum(r is not None for r in loo) >= 0.5 * len(loo)
+        )
+        raws: list[RawMaps] = []
+        methods: list[str] = []
+        for k, i in enumerate(picks):
+            loo_raw = loo[k]
+            if instances and loo_raw is not None:
+                raws.append(loo_raw)
+                methods.append("peer")
+                continue
+            image, matrix = perturb.apply(np.asarray(images[i], dtype=np.uint8), rng)
+            prep, feats, desc = encoded(image)
+            raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k)
+            # The perturbation's border is made-up (mirrored) content: nothing there is a real part.
+            raw.valid &= _content_mask(image.shape[:2], matrix, prep.gray_fine.shape, cfg.border_px)
             raws.append(raw)
-        feat_vals = np.concatenate([r.feature[r.valid] for r in raws])
-        pix_vals = np.concatenate([r.pixel[r.valid] for r in raws])
-        feature_scale = float(np.quantile(feat_vals, 0.999)) if feat_vals.size else 1.0
-        pixel_scale = float(np.quantile(pix_vals, 0.999)) if pix_vals.size else 1.0
+            methods.append("self")
+        # Each comparison is scaled by how high it goes on golden parts (the calib_quantile of their
+        # per-part maxima), so 1.0 means "as different as a good part gets" in both maps and neither map's
+        # natural variation (e.g. pixel-level texture on a moulded part) masks the other's evidence.
+        usable = [r for r in raws if r.valid.any()]
+        q = cfg.calib_quantile
+        feature_scale = float(np.quantile([float(r.feature[r.valid].max()) for r in usable], q))
+        pixel_scale = float(np.quantile([float(r.pixel[r.valid].max()) for r in usable], q))
         lo, hi = np.percentile(bank.gray_fine[picks], [1, 99])
         pixel_scale = max(pixel_scale, cfg.min_contrast * float(hi - lo))
-        calib = Calibration(feature_scale=max(feature_scale, 1e-3), pixel_scale=max(pixel_scale, 1e-3),
-                            threshold=1.0, method=methods)
+        calib = Calibration(
+            feature_scale=max(feature_scale, 1e-3),
+            pixel_scale=max(pixel_scale, 1e-3),
+            threshold=1.0,
+            method=methods,
+        )
         scores = [image_score(self._fused(r, calib), r.valid) for r in raws]
         calib.golden_scores = [round(s, 4) for s in scores]
         calib.threshold = (
-            sku_cfg.threshold if sku_cfg.threshold is not None else max(scores) * (1.0 + sku_cfg.threshold_margin)
+            sku_cfg.threshold
+            if sku_cfg.threshold is not None
+            else float(np.quantile(scores, cfg.calib_quantile)) * (1.0 + sku_cfg.threshold_margin)
         )
         return calib
 
     # -------------------------------------------------------------- inspection
-    def inspect(self, image: npt.NDArray[np.generic], sku: str) -> InspectionResult:
+    def inspect(self, image: npt.NDArray[Any], sku: str) -> InspectionResult:
         """Inspect one frame of ``sku``.
 
         Raises:
             InspectionError: unknown SKU or nothing to compare with.
             ImageError: the frame is unusable (type, shape, size).
+
         """
         t0 = time.perf_counter()
         bank = self.banks.get(sku)
@@ -368,12 +446,24 @@ class Inspector:
         # Box areas are in frame pixels: scale the fine map back to the frame the caller gave.
         frame_h, frame_w = (image.shape[0], image.shape[1])
         scale = prep.gray_fine.shape[1] / frame_w
-        boxes = extract_boxes(fused, raw.valid, threshold, sku_cfg.box_ratio, sku_cfg.min_defect_area_px, scale,
-                              sku_cfg.box_padding * max(image.shape[0], image.shape[1]))
+        boxes = extract_boxes(
+            fused,
+            raw.valid,
+            threshold,
+            sku_cfg.box_ratio,
+            sku_cfg.min_defect_area_px,
+            scale,
+            sku_cfg.box_padding * max(image.shape[0], image.shape[1]),
+        )
         verdict = Verdict.NG if score > threshold and boxes else Verdict.OK
         t4 = time.perf_counter()
-        latency = {"prepare": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, **raw.latency_ms,
-                   "postprocess": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
+        latency = {
+            "prepare": (t1 - t0) * 1e3,
+            "encode": (t2 - t1) * 1e3,
+            **raw.latency_ms,
+            "postprocess": (t4 - t3) * 1e3,
+            "total": (t4 - t0) * 1e3,
+        }
         _ = frame_h
         return InspectionResult(
             verdict=verdict,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edge.engines.artifacts import Precision
 from edge.engines.base import Runner, TensorSpec
 
 VISION_FILE = "vision_encoder.onnx"
@@ -27,6 +28,7 @@ class ModelSpec:
             sensor noise and blur, smoothing both frame and template before encoding evens that out.
         window: side of the local cross-attention window (feature cells) in the comparison encoder.
         temperature: softmax temperature of the cross-attention.
+
     """
 
     input_size: tuple[int, int] = (320, 320)
@@ -72,6 +74,8 @@ class Encoders:
     vision: Runner
     comparison: Runner
     model_id: str
+    #: precision of the artifacts and why preferred backends were skipped (for the ``state`` topic).
+    state: dict[str, object] = field(default_factory=dict)
 
     @property
     def backend(self) -> str:
@@ -126,25 +130,77 @@ def default_artifact_dir(spec: ModelSpec) -> Path:
     return root / spec.model_id(weights_sha256())
 
 
-def onnx_encoders(spec: ModelSpec, artifact_dir: Path | None = None, threads: int | None = None) -> Encoders:
-    """Encoders running in ONNX Runtime (CPU); exports (with parity gates) when the artifacts are missing."""
-    from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
+def onnx_encoders(
+    spec: ModelSpec,
+    artifact_dir: Path | None = None,
+    threads: int | None = None,
+    precision: Precision = "fp32",
+    calibration_dir: Path | None = None,
+    preference: tuple[str, ...] | None = None,
+) -> Encoders:
+    """Encoders on the best available exported backend (TensorRT -> ONNX Runtime CUDA -> CPU).
+
+    Exports (with parity gates) into ``artifact_dir`` when the artifacts are missing. INT8 needs golden
+    images to calibrate on (``calibration_dir``); without them the generated synthetic SKU is used.
+    """
+    from edge.engines.selection import BACKEND_ORDER, open_runners
     from export.onnx_export import ensure_onnx
 
     directory = artifact_dir or default_artifact_dir(spec)
+    model_id = spec.model_id(weights_sha256())
     ensure_onnx(spec, directory)
+    if precision != "fp32":
+        _ensure_precision(spec, directory, precision, calibration_dir)
+    selected = open_runners(
+        directory,
+        precision,
+        model_id,
+        preference or BACKEND_ORDER,
+        threads=threads,
+    )
     return Encoders(
         spec=spec,
-        vision=OnnxRuntimeRunner(directory / VISION_FILE, threads=threads),
-        comparison=OnnxRuntimeRunner(directory / COMPARISON_FILE, threads=threads),
-        model_id=spec.model_id(weights_sha256()),
+        vision=selected.vision,
+        comparison=selected.comparison,
+        model_id=model_id,
+        state=selected.choice.as_state(),
     )
 
 
-def load_encoders(spec: ModelSpec, backend: str = "onnxruntime", artifact_dir: Path | None = None) -> Encoders:
-    """Encoders for a backend name: ``onnxruntime`` (default) or ``torch``."""
+def _ensure_precision(
+    spec: ModelSpec, directory: Path, precision: Precision, calibration_dir: Path | None
+) -> None:
+    from edge.engines.artifacts import onnx_file
+    from export.calibration import load_calibration, synthetic_calibration
+    from export.pipeline import export_fp16, export_int8
+
+    if (directory / onnx_file("vision", precision)).exists():
+        return
+    if precision == "int8":
+        calib = (
+            load_calibration(calibration_dir, spec.input_size)
+            if calibration_dir is not None
+            else synthetic_calibration(spec.input_size)
+        )
+        export_int8(spec, directory, calib)
+    elif precision == "fp16":
+        export_fp16(spec, directory)
+    else:
+        raise ValueError(f"unknown precision '{precision}' (expected fp32, int8 or fp16)")
+
+
+def load_encoders(
+    spec: ModelSpec,
+    backend: str = "onnxruntime",
+    artifact_dir: Path | None = None,
+    precision: Precision = "fp32",
+    calibration_dir: Path | None = None,
+) -> Encoders:
+    """Encoders for a backend name: ``onnxruntime`` (default: best exported backend) or ``torch``."""
     if backend == "torch":
+        if precision != "fp32":
+            raise ValueError("the PyTorch reference runs in fp32 only")
         return torch_encoders(spec)
     if backend == "onnxruntime":
-        return onnx_encoders(spec, artifact_dir)
+        return onnx_encoders(spec, artifact_dir, precision=precision, calibration_dir=calibration_dir)
     raise ValueError(f"unknown backend '{backend}' (expected 'onnxruntime' or 'torch')")

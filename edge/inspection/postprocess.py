@@ -28,7 +28,7 @@ def fuse(feature: FloatMap, pixel: FloatMap, feature_scale: float, pixel_scale: 
         out = np.sqrt(np.maximum(zf, 0) * np.maximum(zp, 0))
     else:
         raise ValueError(f"unknown fusion '{mode}' (expected one of {FUSIONS})")
-    return out.astype(np.float32)
+    return np.asarray(out, dtype=np.float32)
 
 
 def image_score(fused: FloatMap, valid: npt.NDArray[np.bool_]) -> float:
@@ -36,8 +36,52 @@ def image_score(fused: FloatMap, valid: npt.NDArray[np.bool_]) -> float:
     return float(fused[valid].max()) if valid.any() else 0.0
 
 
-def extract_boxes(fused: FloatMap, valid: npt.NDArray[np.bool_], threshold: float, box_ratio: float,
-                  min_area_px: float, scale: float, padding_px: float = 0.0) -> list[Box]:
+def _regions(
+    fused: FloatMap, valid: npt.NDArray[np.bool_], threshold: float, low_level: float, peak_ratio: float
+) -> list[tuple[int, int, int, int, int, float]]:
+    """Hysteresis regions ``(x, y, w, h, area, peak)`` in map pixels.
+
+    A region grows from pixels above ``threshold`` down to ``low_level``; when its peak is far above the
+    threshold it is cut again at ``peak_ratio * peak``, so a strong defect gets a box around itself rather
+    than around every weak difference it happens to touch (lighting drift, a broad feature-level response).
+    """
+    low = ((fused > low_level) & valid).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
+    high = (fused > threshold) & valid
+    out = []
+    for label in np.unique(labels[high]):
+        if label == 0:
+            continue
+        x, y, w, h, area = (int(v) for v in stats[label])
+        window = fused[y : y + h, x : x + w]
+        inside = labels[y : y + h, x : x + w] == label
+        peak = float(window[inside].max())
+        cut = peak_ratio * peak
+        if cut <= low_level:
+            out.append((x, y, w, h, area, peak))
+            continue
+        sub = ((window > cut) & inside).astype(np.uint8)
+        n, sub_labels, sub_stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
+        for j in range(1, n):
+            sx, sy, sw, sh, sarea = (int(v) for v in sub_stats[j])
+            sub_peak = float(
+                window[sy : sy + sh, sx : sx + sw][sub_labels[sy : sy + sh, sx : sx + sw] == j].max()
+            )
+            if sub_peak > threshold:
+                out.append((x + sx, y + sy, sw, sh, sarea, sub_peak))
+    return out
+
+
+def extract_boxes(
+    fused: FloatMap,
+    valid: npt.NDArray[np.bool_],
+    threshold: float,
+    box_ratio: float,
+    min_area_px: float,
+    scale: float,
+    padding_px: float = 0.0,
+    peak_ratio: float = 0.35,
+) -> list[Box]:
     """Defect boxes by hysteresis: regions above ``box_ratio * threshold`` that reach ``threshold``.
 
     Args:
@@ -48,34 +92,31 @@ def extract_boxes(fused: FloatMap, valid: npt.NDArray[np.bool_], threshold: floa
         min_area_px: smallest defect area, in original-image pixels.
         scale: fine-map pixels per original pixel.
         padding_px: margin added around each box (original pixels), clipped to the image.
+        peak_ratio: a region is confined to where the map exceeds this fraction of its own peak.
 
     Returns:
         Boxes in original-image pixels, highest score first.
+
     """
-    high = (fused > threshold) & valid
-    if not high.any():
+    if not ((fused > threshold) & valid).any():
         return []
-    low = ((fused > threshold * box_ratio) & valid).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
-    seeds = np.unique(labels[high])
-    boxes = []
     inv = 1.0 / scale
-    for label in seeds:
-        if label == 0:
-            continue
-        x, y, w, h, area = (int(v) for v in stats[label])
+    full_h, full_w = fused.shape[0] * inv, fused.shape[1] * inv
+    boxes = []
+    for x, y, w, h, area, peak in _regions(fused, valid, threshold, threshold * box_ratio, peak_ratio):
         area_orig = area * inv * inv
         if area_orig < min_area_px:
             continue
-        crop = labels[y : y + h, x : x + w] == label
-        score = float(fused[y : y + h, x : x + w][crop].max())
-        full_h, full_w = fused.shape[0] * inv, fused.shape[1] * inv
         x1, y1 = max(0.0, x * inv - padding_px), max(0.0, y * inv - padding_px)
         x2, y2 = min(full_w, (x + w) * inv + padding_px), min(full_h, (y + h) * inv + padding_px)
         boxes.append(
             Box(
-                x=round(x1), y=round(y1), w=max(1, round(x2 - x1)), h=max(1, round(y2 - y1)),
-                score=score, area_px=round(area_orig),
+                x=round(x1),
+                y=round(y1),
+                w=max(1, round(x2 - x1)),
+                h=max(1, round(y2 - y1)),
+                score=peak,
+                area_px=round(area_orig),
             )
         )
     boxes = merge_overlapping(boxes)
@@ -92,13 +133,23 @@ def merge_overlapping(boxes: list[Box]) -> list[Box]:
         out: list[Box] = []
         for box in merged:
             for i, other in enumerate(out):
-                if (box.x < other.x + other.w and other.x < box.x + box.w
-                        and box.y < other.y + other.h and other.y < box.y + box.h):
+                if (
+                    box.x < other.x + other.w
+                    and other.x < box.x + box.w
+                    and box.y < other.y + other.h
+                    and other.y < box.y + box.h
+                ):
                     x1, y1 = min(box.x, other.x), min(box.y, other.y)
                     x2 = max(box.x + box.w, other.x + other.w)
                     y2 = max(box.y + box.h, other.y + other.h)
-                    out[i] = Box(x=x1, y=y1, w=x2 - x1, h=y2 - y1, score=max(box.score, other.score),
-                                 area_px=box.area_px + other.area_px)
+                    out[i] = Box(
+                        x=x1,
+                        y=y1,
+                        w=x2 - x1,
+                        h=y2 - y1,
+                        score=max(box.score, other.score),
+                        area_px=box.area_px + other.area_px,
+                    )
                     changed = True
                     break
             else:

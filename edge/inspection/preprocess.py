@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ class ViewSettings:
     Attributes:
         reg_side: longer side of the greyscale image used for registration.
         fine_side: longer side (cap) of the greyscale image used for the pixel-level comparison.
+
     """
 
     reg_side: int = 320
@@ -41,15 +43,15 @@ class PreparedImage:
     @property
     def reg_scale(self) -> float:
         """Registration-image pixels per original pixel."""
-        return self.gray_reg.shape[1] / self.size[1]
+        return float(self.gray_reg.shape[1]) / self.size[1]
 
     @property
     def fine_scale(self) -> float:
         """Fine-image pixels per original pixel."""
-        return self.gray_fine.shape[1] / self.size[1]
+        return float(self.gray_fine.shape[1]) / self.size[1]
 
 
-def as_rgb(image: npt.NDArray[np.generic], where: str = "image") -> npt.NDArray[np.uint8]:
+def as_rgb(image: npt.NDArray[Any], where: str = "image") -> npt.NDArray[np.uint8]:
     """Validate an image and return it as contiguous uint8 RGB ``[H, W, 3]``."""
     if not isinstance(image, np.ndarray):
         raise ImageError(f"{where}: expected a numpy array, got {type(image).__name__}")
@@ -74,7 +76,7 @@ def _resize_long(gray: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8
     if scale >= 1.0:
         return gray
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    out: npt.NDArray[np.uint8] = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    out = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
     return out
 
 
@@ -86,8 +88,9 @@ def thumbnail(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     return t / n if n > 0 else t
 
 
-def prepare(image: npt.NDArray[np.generic], input_size: tuple[int, int], views: ViewSettings,
-            where: str = "image") -> PreparedImage:
+def prepare(
+    image: npt.NDArray[Any], input_size: tuple[int, int], views: ViewSettings, where: str = "image"
+) -> PreparedImage:
     """Validate ``image`` and compute its views.
 
     Args:
@@ -95,11 +98,12 @@ def prepare(image: npt.NDArray[np.generic], input_size: tuple[int, int], views: 
         input_size: (height, width) of the vision encoder.
         views: resolutions of the registration and fine views.
         where: what to call the image in error messages.
+
     """
     rgb = as_rgb(image, where)
     h, w = rgb.shape[:2]
     model_input = cv2.resize(rgb, (input_size[1], input_size[0]), interpolation=cv2.INTER_AREA)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    gray = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
     gray_fine = _resize_long(gray, views.fine_side)
     gray_reg = _resize_long(gray_fine, views.reg_side)
     return PreparedImage(

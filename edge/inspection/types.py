@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """Per-part verdict; the integer code is what a PLC reads on the ``result`` topic."""
 
     OK = "OK"

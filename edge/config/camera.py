@@ -1,0 +1,114 @@
+"""``camera:`` section: the image source, a GenICam camera through a GenTL producer or a folder replay."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edge.config.base import ConfigPath, Section
+
+MAX_SENSOR_SIDE = 16384
+"""Largest ROI side accepted; no industrial sensor we support is wider."""
+
+
+class DeviceSelector(Section):
+    """Which camera to open when several are visible; at most one key. Empty selects the first device."""
+
+    serial: str | None = Field(default=None, min_length=1, description="Camera serial number.")
+    id: str | None = Field(default=None, min_length=1, description="GenTL device id.")
+    index: int | None = Field(default=None, ge=0, description="Index in the producer's device list.")
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> DeviceSelector:
+        given = [k for k in ("serial", "id", "index") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of serial, id or index (got {', '.join(given)})")
+        return self
+
+
+class Roi(Section):
+    """Region of interest on the sensor, in sensor pixels."""
+
+    x: int = Field(default=0, ge=0, description="Left offset.")
+    y: int = Field(default=0, ge=0, description="Top offset.")
+    width: int = Field(ge=32, le=MAX_SENSOR_SIDE, description="Width in pixels.")
+    height: int = Field(ge=32, le=MAX_SENSOR_SIDE, description="Height in pixels.")
+
+    @model_validator(mode="after")
+    def _inside_sensor_limits(self) -> Roi:
+        if self.x + self.width > MAX_SENSOR_SIDE or self.y + self.height > MAX_SENSOR_SIDE:
+            raise ValueError(f"ROI extends past the largest supported sensor ({MAX_SENSOR_SIDE} px)")
+        return self
+
+
+class Trigger(Section):
+    """How frames are triggered."""
+
+    mode: Literal["free_run", "software", "hardware"] = Field(
+        default="free_run",
+        description="free_run: camera streams; software: the PLC sends cmd/trigger; hardware: an input line.",
+    )
+    line: str | None = Field(
+        default=None,
+        pattern=r"^Line[0-9]+$",
+        description="Input line for hardware trigger (GenICam TriggerSource, e.g. Line0).",
+    )
+    activation: Literal["RisingEdge", "FallingEdge"] = Field(
+        default="RisingEdge", description="Edge of the hardware trigger signal."
+    )
+
+    @model_validator(mode="after")
+    def _hardware_needs_line(self) -> Trigger:
+        if self.mode == "hardware" and self.line is None:
+            raise ValueError("hardware trigger needs 'line' (e.g. Line0)")
+        return self
+
+
+class Replay(Section):
+    """Folder replay: images played back as if a camera delivered them (demo, tests, offline checks)."""
+
+    dir: ConfigPath = Field(description="Folder of images (png, jpg, bmp, tif), played in name order.")
+    fps: float = Field(default=5.0, gt=0, le=1000, description="Frames per second.")
+    loop: bool = Field(default=True, description="Start again from the first image at the end.")
+
+
+class CameraSection(Section):
+    """Image source and acquisition settings."""
+
+    source: Literal["genicam", "replay"] = Field(
+        default="genicam", description="genicam: a camera through a GenTL producer; replay: a folder."
+    )
+    cti: ConfigPath | None = Field(
+        default=None, description="Path of the GenTL producer (.cti) library; required for genicam."
+    )
+    device: DeviceSelector = Field(default_factory=DeviceSelector, description="Which camera to open.")
+    pixel_format: str = Field(
+        default="Mono8", pattern=r"^[A-Za-z0-9]+$", description="GenICam PixelFormat, e.g. Mono8, BayerRG8."
+    )
+    roi: Roi | None = Field(default=None, description="Sensor region of interest; full sensor when absent.")
+    exposure_us: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000_000,
+        description="Exposure time in microseconds; camera default if absent.",
+    )
+    frame_rate: float | None = Field(
+        default=None, gt=0, le=10_000, description="Acquisition frame rate limit (free run)."
+    )
+    buffers: int = Field(default=4, ge=2, le=64, description="Number of acquisition buffers.")
+    trigger: Trigger = Field(default_factory=Trigger, description="Triggering.")
+    replay: Replay | None = Field(default=None, description="Folder replay settings; required for replay.")
+    fetch_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="Longest wait for a frame before the part is NOT_INSPECTED."
+    )
+
+    @model_validator(mode="after")
+    def _source_has_its_settings(self) -> CameraSection:
+        if self.source == "genicam" and self.cti is None:
+            raise ValueError("source genicam needs 'cti' (path of the GenTL producer)")
+        if self.source == "replay" and self.replay is None:
+            raise ValueError("source replay needs a 'replay' section with 'dir'")
+        if self.cti is not None and not self.cti.endswith(".cti"):
+            raise ValueError("'cti' must name a GenTL producer file ending in .cti")
+        return self

@@ -1,0 +1,63 @@
+"""The whole station config: one section per concern plus the schema ``version``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from edge.config.base import Section, located_error
+from edge.config.camera import CameraSection
+from edge.config.model import ModelSection
+from edge.config.mqtt import MqttSection
+from edge.config.review import ReviewSection
+from edge.config.skus import SkuSection
+from edge.config.station import StationSection
+from edge.config.storage import StorageSection
+
+CURRENT_VERSION = 1
+"""Schema version this software writes and validates; older files are migrated (see ``migrations``)."""
+
+
+class StationConfig(Section):
+    """Station config, schema version 1. Secrets are references; paths are checked when resolved."""
+
+    model_config = Section.model_config | {"title": "Edge inspection station config"}
+
+    version: Literal[1] = Field(description="Schema version of this file; this software reads 0 to 1.")
+    station: StationSection = Field(description="Where the station sits: site, line, id.")
+    camera: CameraSection = Field(description="Image source.")
+    model: ModelSection = Field(default_factory=ModelSection, description="Model artifacts and backend.")
+    skus: list[SkuSection] = Field(min_length=1, description="Products inspected, with golden images.")
+    mqtt: MqttSection = Field(default_factory=MqttSection, description="Broker connection.")
+    storage: StorageSection = Field(default_factory=StorageSection, description="Data and archive.")
+    review: ReviewSection = Field(default_factory=ReviewSection, description="Review web UI.")
+
+    @field_validator("skus")
+    @classmethod
+    def _unique_sku_ids(cls, skus: list[SkuSection]) -> list[SkuSection]:
+        seen: dict[str, int] = {}
+        for index, sku in enumerate(skus):
+            if sku.id in seen:
+                raise located_error(f"duplicate SKU id '{sku.id}' (also skus[{seen[sku.id]}])", index, "id")
+            seen[sku.id] = index
+        return skus
+
+    @property
+    def topic_root(self) -> str:
+        """MQTT topic root: configured, or ``<site>/<line>/<station id>``."""
+        if self.mqtt.topic_root is not None:
+            return self.mqtt.topic_root
+        return f"{self.station.site}/{self.station.line}/{self.station.id}"
+
+    @property
+    def client_id(self) -> str:
+        """MQTT client id: configured, or ``edge-<station id>``."""
+        return self.mqtt.client_id or f"edge-{self.station.id}"
+
+    def sku(self, sku_id: str) -> SkuSection:
+        """Return the SKU with this id; ``KeyError`` if the config has none."""
+        for sku in self.skus:
+            if sku.id == sku_id:
+                return sku
+        raise KeyError(sku_id)

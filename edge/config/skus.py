@@ -1,0 +1,68 @@
+"""``skus:`` section: the products this station inspects, each with its golden images."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, model_validator
+
+from edge.config.base import ConfigPath, Identifier, Section
+
+if TYPE_CHECKING:
+    from edge.inspection.inspector import SkuSettings
+
+
+class SkuSection(Section):
+    """One product: golden images to compare against and its decision settings."""
+
+    id: Identifier = Field(description="SKU id, as the PLC selects it on cmd/sku.")
+    golden_dir: ConfigPath = Field(description="Folder of golden (defect-free) images of this SKU.")
+    validation_defects_dir: ConfigPath | None = Field(
+        default=None,
+        description="Optional folder of known-defective parts: the flash self-test must catch them.",
+    )
+    top_k: int = Field(default=3, ge=1, le=32, description="Golden templates compared with each frame.")
+    bank_kind: Literal["auto", "instances", "views"] = Field(
+        default="auto",
+        description=(
+            "instances: the golden images are different good parts seen the same way (thresholds learn "
+            "part-to-part variation); views: each golden image shows another view or region of the product "
+            "(each frame is compared with its own view); auto: decided from the images."
+        ),
+    )
+    threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Fixed threshold (normalised score units); calibrated from golden images if absent.",
+    )
+    threshold_margin: float = Field(
+        default=0.1, ge=0.0, le=10.0, description="Calibrated threshold = worst golden score x (1 + margin)."
+    )
+    min_defect_area_px: int = Field(default=12, ge=1, description="Smallest defect box reported, in pixels.")
+    min_defect_area_mm2: float | None = Field(
+        default=None, gt=0, description="Smallest defect area in mm^2 (needs pixel_pitch_mm)."
+    )
+    pixel_pitch_mm: float | None = Field(
+        default=None, gt=0, le=100, description="Size of one image pixel on the part, in mm."
+    )
+
+    def inspection_settings(self) -> SkuSettings:
+        """The inspection knobs of this SKU (the one mapping from config to the inspection core)."""
+        from edge.inspection.inspector import SkuSettings
+
+        area = float(self.min_defect_area_px)
+        if self.min_defect_area_mm2 is not None and self.pixel_pitch_mm is not None:
+            area = max(area, self.min_defect_area_mm2 / self.pixel_pitch_mm**2)
+        return SkuSettings(
+            top_k=self.top_k,
+            bank_kind=self.bank_kind,
+            threshold_margin=self.threshold_margin,
+            threshold=self.threshold,
+            min_defect_area_px=area,
+        )
+
+    @model_validator(mode="after")
+    def _area_in_mm_needs_pitch(self) -> SkuSection:
+        if self.min_defect_area_mm2 is not None and self.pixel_pitch_mm is None:
+            raise ValueError("'min_defect_area_mm2' needs 'pixel_pitch_mm'")
+        return self

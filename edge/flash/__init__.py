@@ -1,0 +1,1 @@
+"""Flashing station configs: A/B slots, firmware hooks, journal, bank building, rollback."""

@@ -1,0 +1,188 @@
+"""Build, calibrate and self-test the golden banks of every SKU in a config (the flash's model step).
+
+One function, :func:`build_banks`, is all the flash needs from the inspection core: it enrolls each SKU's
+golden images with the current model artifacts, calibrates its threshold from leave-one-out golden
+scores, checks that every golden image scores under the threshold and every listed validation defect
+above it, and saves the banks. Banks are cached by content hash (model id, SKU settings, image bytes), so
+re-flashing a config that only changed the broker host does not re-encode anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge.config.resolve import ResolvedConfig
+from edge.config.skus import SkuSection
+from edge.flash.fsutil import sha256_file
+
+if TYPE_CHECKING:
+    from edge.inspection.inspector import Inspector
+    from edge.inspection.model import Encoders
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "bank_report.json"
+
+
+@dataclass
+class SkuReport:
+    """Outcome of building one SKU's bank."""
+
+    sku: str
+    images: int
+    threshold: float | None = None
+    golden_scores: list[float] = field(default_factory=list)
+    defect_scores: list[float] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    cached: bool = False
+    cache_key: str = ""
+
+
+@dataclass
+class BankReport:
+    """Outcome of :func:`build_banks` for a whole config."""
+
+    model_id: str
+    skus: list[SkuReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every SKU built and passed its self-test."""
+        return all(not s.problems for s in self.skus)
+
+    def problems(self) -> list[str]:
+        """``sku: problem`` lines."""
+        return [f"SKU {s.sku}: {p}" for s in self.skus for p in s.problems]
+
+    def as_json(self) -> dict[str, Any]:
+        """For the slot and the journal."""
+        return {"model_id": self.model_id, "ok": self.ok, "skus": [asdict(s) for s in self.skus]}
+
+
+def build_banks(
+    config: ResolvedConfig,
+    artifact_dir: Path,
+    out_dir: Path,
+    *,
+    cache_dir: Path | None = None,
+    encoders: Encoders | None = None,
+) -> BankReport:
+    """Enroll, calibrate and self-test every SKU; save banks to ``out_dir/<sku id>/``.
+
+    Args:
+        config: The resolved config (golden and validation image lists).
+        artifact_dir: Model artifacts (ONNX encoders) to encode with.
+        out_dir: Where the banks go (inside the slot being staged).
+        cache_dir: Content-addressed cache of built banks (``None``: no cache).
+        encoders: Encoders to use (default: ONNX Runtime from ``artifact_dir``). The bank is keyed by the
+            model id, which is the same for every backend of one model.
+
+    Returns:
+        The report; ``report.ok`` is False when a SKU failed (the flash then aborts with its problems).
+
+    """
+    import cv2
+
+    from edge.inspection.inspector import Inspector
+    from edge.inspection.model import COMPARISON_FILE, VISION_FILE, ModelSpec, load_encoders, weights_sha256
+
+    spec = ModelSpec(input_size=config.config.model.input_size)
+    model_id = encoders.model_id if encoders is not None else spec.model_id(weights_sha256())
+    inspector: Inspector | None = None
+    if encoders is not None:
+        inspector = Inspector(encoders)
+    report = BankReport(model_id=model_id)
+    for sku in config.config.skus:
+        golden = config.golden_images.get(sku.id, [])
+        defects = config.validation_images.get(sku.id, [])
+        key = _cache_key(sku, model_id, golden, defects)
+        target = out_dir / sku.id
+        cached = cache_dir / key if cache_dir is not None else None
+        if cached is not None and (cached / REPORT_NAME).is_file():
+            shutil.copytree(cached, target)
+            sku_report = SkuReport(**json.loads((cached / REPORT_NAME).read_text()))
+            sku_report.cached = True
+            report.skus.append(sku_report)
+            continue
+        if inspector is None:
+            missing = [f for f in (VISION_FILE, COMPARISON_FILE) if not (artifact_dir / f).is_file()]
+            if missing:
+                # A flash installs what was exported; it never exports a model behind the engineer's back.
+                report.skus.append(
+                    SkuReport(
+                        sku=sku.id,
+                        images=len(golden),
+                        problems=[f"no model artifacts {missing} in {artifact_dir}: run `edge export` first"],
+                    )
+                )
+                continue
+            inspector = Inspector(load_encoders(spec, "onnxruntime", artifact_dir))
+        sku_report = SkuReport(sku=sku.id, images=len(golden), cache_key=key)
+        try:
+            images = [(p.stem, _read(cv2, p)) for p in golden]
+            bank = inspector.enroll(
+                sku.id,
+                images,
+                sku.inspection_settings(),
+            )
+            assert bank.calibration is not None
+            sku_report.threshold = round(float(bank.calibration.threshold), 4)
+            sku_report.golden_scores = list(bank.calibration.golden_scores)
+            _self_test(inspector, sku.id, defects, sku_report, cv2)
+            bank.save(target)
+        except Exception as exc:  # the core raises several types; any of them fails this SKU, clearly
+            sku_report.problems.append(f"cannot build bank: {type(exc).__name__}: {exc}")
+        (target / REPORT_NAME).parent.mkdir(parents=True, exist_ok=True)
+        (target / REPORT_NAME).write_text(json.dumps(asdict(sku_report), indent=1))
+        if cached is not None and not sku_report.problems:
+            tmp = cached.with_name(cached.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(target, tmp)
+            tmp.replace(cached)
+        report.skus.append(sku_report)
+    return report
+
+
+def _self_test(inspector: Inspector, sku: str, defects: list[Path], report: SkuReport, cv2: Any) -> None:
+    """Check golden parts pass (leave-one-out calibration scores under the threshold), defects are caught."""
+    threshold = report.threshold or 0.0
+    over = [s for s in report.golden_scores if s > threshold]
+    if over:
+        report.problems.append(
+            f"self-test: {len(over)} golden image(s) score above the threshold {threshold} "
+            f"(worst {max(over)}): golden images disagree, or the fixed threshold is too low"
+        )
+    for path in defects:
+        result = inspector.inspect(_read(cv2, path), sku)
+        report.defect_scores.append(round(float(result.score), 4))
+        if result.score <= result.threshold:
+            report.problems.append(
+                f"self-test: validation defect {path.name} scored {result.score:.3f}, not above the "
+                f"threshold {result.threshold:.3f}: it would pass as OK"
+            )
+
+
+def _read(cv2: Any, path: Path) -> Any:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path.name} is not a readable image")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
+    return image
+
+
+def _cache_key(sku: SkuSection, model_id: str, golden: list[Path], defects: list[Path]) -> str:
+    """Everything the bank depends on: the model (id covers weights and input size), settings, image bytes."""
+    digest = hashlib.sha256()
+    settings = sku.model_dump(mode="json", exclude={"golden_dir", "validation_defects_dir"})
+    digest.update(json.dumps([settings, model_id], sort_keys=True).encode())
+    for tag, paths in (("golden", golden), ("defect", defects)):
+        for path in paths:
+            digest.update(f"{tag}:{path.name}:{sha256_file(path)}".encode())
+    return digest.hexdigest()[:24]

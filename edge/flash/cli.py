@@ -1,0 +1,127 @@
+"""``edge flash FILE [--dry-run]``, ``edge flash status``, ``edge flash rollback``.
+
+``status`` and ``rollback`` are words, not files: to flash a file literally named ``status`` write
+``./status``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge.config.cli import station_root
+from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.flash.flash import JOURNAL_NAME, FlashOptions, FlashResult, flash, rollback
+from edge.flash.journal import Journal
+
+ENV_HOOKS_DIR = "EDGE_HOOKS_DIR"
+REPO_HOOKS = Path(__file__).resolve().parents[2] / "firmware_hooks"
+
+
+def hooks_dir(args: argparse.Namespace, root: Path) -> Path | None:
+    """Pick ``--hooks-dir``, ``$EDGE_HOOKS_DIR``, ``<root>/firmware_hooks``, else ``firmware_hooks/``."""
+    if args.hooks_dir is not None:
+        return Path(args.hooks_dir)
+    if os.environ.get(ENV_HOOKS_DIR):
+        return Path(os.environ[ENV_HOOKS_DIR])
+    for candidate in (root / "firmware_hooks", REPO_HOOKS):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``flash`` command."""
+    p = subparsers.add_parser(
+        "flash",
+        help="install a station config safely (A/B slots, hooks, rollback); or `status` / `rollback`",
+        description="edge flash FILE | edge flash status | edge flash rollback",
+    )
+    p.add_argument("target", metavar="FILE|status|rollback")
+    p.add_argument(
+        "--root", type=Path, help="station root (default $EDGE_STATION_ROOT or /var/lib/edge/station)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="validate, resolve, build banks and self-test only")
+    p.add_argument("--by", help="who flashes (default $USER), recorded in the journal")
+    p.add_argument("--hooks-dir", type=Path, help=f"firmware hooks folder (default ${ENV_HOOKS_DIR})")
+    p.add_argument("--hook-timeout", type=float, default=60.0, help="seconds per hook (default 60)")
+    p.add_argument("--allow", type=Path, action="append", default=[], help="extra allowed data root")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch ``flash`` / ``status`` / ``rollback``."""
+    root = station_root(args)
+    if args.target == "status":
+        return _status(root, args.json)
+    if args.target == "rollback":
+        return _report(
+            rollback(root, by=args.by, hooks_dir=hooks_dir(args, root), timeout_s=args.hook_timeout),
+            args.json,
+        )
+    options = FlashOptions(
+        root=root,
+        hooks_dir=hooks_dir(args, root),
+        by=args.by,
+        dry_run=args.dry_run,
+        hook_timeout_s=args.hook_timeout,
+        extra_roots=tuple(args.allow),
+    )
+    return _report(flash(Path(args.target), options), args.json)
+
+
+def _report(result: FlashResult, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result.__dict__, default=str))
+    else:
+        stream = sys.stdout if result.ok else sys.stderr
+        print(f"{result.result}: {result.reason}", file=stream)
+    return 0 if result.ok else 1
+
+
+def _status(root: Path, as_json: bool) -> int:
+    active = load_active_config(root)
+    records = Journal(root / JOURNAL_NAME).records()
+    ends = {r.get("flash_id") for r in records if r.get("phase") == "end"}
+    interrupted = [r for r in records if r.get("phase") == "start" and r.get("flash_id") not in ends]
+    last = [r for r in records if r.get("phase") == "end"][-5:]
+    if isinstance(active, ActiveConfig):
+        state = {
+            "state": "active",
+            "slot": active.slot,
+            "config_hash": active.config_hash,
+            "station": active.config.topic_root,
+            "flashed_at": active.manifest.get("flashed_at"),
+            "by": active.manifest.get("by"),
+        }
+    else:
+        state = {"state": "safe_mode", "reason": active.reason}
+    state["interrupted_flashes"] = len(interrupted)
+    if as_json:
+        print(json.dumps({**state, "recent": last}, default=str))
+    else:
+        for key, value in state.items():
+            print(f"{key}: {value}")
+        for r in last:
+            print(f"  {r.get('ts')} {r.get('event')} {r.get('result')} by {r.get('by')}: {r.get('reason')}")
+    return 0 if isinstance(active, ActiveConfig) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m edge.flash.cli flash ...`` (same as ``edge flash ...``)."""
+    parser = argparse.ArgumentParser(prog="edge")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Moves messages from the :class:`~edge.mqtt.outbox.Outbox` to the MQTT client, in order, acknowledged.
+
+The pump hands at most ``window`` unacknowledged messages to the client, oldest first, and deletes a message
+from the outbox only when the client reports the broker's PUBACK for its message id. Within one process the
+MQTT client (paho) re-sends its unacknowledged messages itself after a reconnect, in the order they were
+handed over; across a restart the outbox replays whatever was not acknowledged. The window keeps the client's
+in-memory queue small however long the broker is away: the backlog waits on disk.
+
+Acks arrive on the network thread and are only queued there; the pump thread maps them to outbox ids, so the
+network thread never waits on the database or on a lock the pump holds while publishing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from edge.mqtt.outbox import Outbox, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+#: Hands one message to the MQTT client; returns its message id, or ``None`` when it cannot be sent now.
+Publish = Callable[[OutboxMessage], "int | None"]
+
+
+class OutboxPump:
+    """Background thread that publishes the outbox in order and retires acknowledged messages.
+
+    Args:
+        outbox: The durable queue.
+        publish: Hands a message to the MQTT client (see :data:`Publish`).
+        connected: Whether the client is connected now; nothing new is handed over while it is not.
+        window: Maximum number of messages handed over and not yet acknowledged.
+
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        publish: Publish,
+        connected: Callable[[], bool],
+        *,
+        window: int = 100,
+        idle_poll_s: float = 0.5,
+    ) -> None:
+        if window < 1:
+            raise ValueError(f"pump window must be >= 1, got {window}")
+        self._outbox = outbox
+        self._publish = publish
+        self._connected = connected
+        self._window = window
+        self._idle_poll_s = idle_poll_s
+        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._inflight: dict[int, int] = {}  # MQTT mid -> outbox id
+        self._cursor = 0  # highest outbox id handed to the client in this process
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._drained = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.delivered = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        """Start the pump thread."""
+        if self._thread is not None:
+            raise RuntimeError("outbox pump already started")
+        self._thread = threading.Thread(target=self._run, name="mqtt-outbox-pump", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the pump thread; undelivered messages stay in the outbox for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def notify(self) -> None:
+        """Wake the pump: a message was put, or the client (re)connected."""
+        self._wake.set()
+
+    def acknowledged(self, mid: int) -> None:
+        """Record the broker's acknowledgement of message id ``mid``; safe to call from any thread."""
+        self._acks.put(mid)
+        self._wake.set()
+
+    @property
+    def inflight(self) -> int:
+        """Messages handed to the client and not yet acknowledged."""
+        return len(self._inflight)
+
+    def wait_drained(self, timeout_s: float) -> bool:
+        """Wait until the outbox is empty; ``True`` if it is."""
+        deadline = time.monotonic() + timeout_s
+        with self._drained:
+            while self._outbox.depth() > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.set()
+                self._drained.wait(min(left, 0.1))
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._retire_acknowledged()
+                self._hand_over()
+            except Exception as exc:  # the pump must outlive a transient disk or client error
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("outbox pump error (will retry)")
+                self._stop.wait(1.0)
+            self._wake.wait(self._idle_poll_s)
+            self._wake.clear()
+        self._retire_acknowledged()
+
+    def _retire_acknowledged(self) -> None:
+        done: list[int] = []
+        while True:
+            try:
+                mid = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            outbox_id = self._inflight.pop(mid, None)
+            if outbox_id is not None:  # acks of direct publishes (state, ready, replies) are not ours
+                done.append(outbox_id)
+        if done:
+            self.delivered += self._outbox.mark_delivered(done)
+            with self._drained:
+                self._drained.notify_all()
+
+    def _hand_over(self) -> None:
+        free = self._window - len(self._inflight)
+        if free <= 0 or not self._connected():
+            return
+        for message in self._outbox.pending(after=self._cursor, limit=free):
+            mid = self._publish(message)
+            if mid is None:
+                return  # not sendable now (e.g. connection just dropped); retried on the next wake-up
+            self._inflight[mid] = message.id
+            self._cursor = message.id

@@ -1,0 +1,70 @@
+"""``edge run``: run the station."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``edge run``."""
+    p = subparsers.add_parser(
+        "run",
+        help="run the station (capture -> inspection -> MQTT)",
+        description="Run the station until SIGTERM/SIGINT. A config that does not load puts the station in "
+        "safe mode (state=safe_mode on MQTT) instead of exiting.",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config", type=Path, help="station config file (banks built from its golden folders)"
+    )
+    where.add_argument("--root", type=Path, help="station root with flashed A/B slots (edge flash)")
+    p.add_argument(
+        "--simulated-camera",
+        action="store_true",
+        help="capture from the simulated GenICam camera (viky.cti); without --config/--root, use "
+        "the demo station (generated under runs/demo)",
+    )
+    p.add_argument("--metrics-port", type=int, default=9400, help="Prometheus port (0: any free port)")
+    p.add_argument("--no-metrics", action="store_true", help="no Prometheus endpoint")
+    p.add_argument("--metrics-bind", default="127.0.0.1", help="address of the Prometheus endpoint")
+    p.add_argument("--metrics-interval", type=float, default=5.0, help="seconds between metrics payloads")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--workers", type=int, default=1, help="inspection threads")
+    p.add_argument(
+        "--queue-size", type=int, default=4, help="parts waiting before new ones are NOT_INSPECTED"
+    )
+    p.add_argument("--hang-timeout", type=float, default=10.0, help="watchdog limit of one inspection (s)")
+    p.add_argument("--validate-payloads", action="store_true", help="check outgoing payloads against schemas")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the station with the parsed arguments."""
+    from edge.runtime.app import RunOptions, StationApp
+
+    config: Path | None = args.config
+    if config is None and args.root is None:
+        if not args.simulated_camera:
+            log.error("give --config FILE or --root DIR (or --simulated-camera for the demo station)")
+            return 2
+        from edge.demo import prepare_demo
+
+        config = prepare_demo(Path("runs/demo")).config
+    options = RunOptions(
+        config=config,
+        root=args.root,
+        simulated_camera=args.simulated_camera,
+        metrics_port=None if args.no_metrics else args.metrics_port,
+        metrics_bind=args.metrics_bind,
+        metrics_interval_s=args.metrics_interval,
+        duration_s=args.duration,
+        workers=args.workers,
+        queue_size=args.queue_size,
+        hang_timeout_s=args.hang_timeout,
+        validate_outgoing=args.validate_payloads,
+    )
+    return StationApp(options).run()

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from edge.config import ConfigError, StationConfig, load_config, parse_config
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "station_configs").glob("*.yaml"))
+
+
+def parse(data: dict[str, Any]) -> StationConfig:
+    return parse_config(yaml.safe_dump(data, sort_keys=False), source="test.yaml")
+
+
+def error_of(data: dict[str, Any]) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse(data)
+    return info.value
+
+
+def test_the_three_example_configs_exist_and_validate() -> None:
+    names = {p.name for p in EXAMPLES}
+    assert {"demo.yaml", "gige-hw-trigger-tls.yaml", "jetson-tensorrt.yaml"} <= names
+    for path in EXAMPLES:
+        load_config(path)
+
+
+def test_examples_cover_what_they_promise() -> None:
+    demo = load_config(EXAMPLES[0].with_name("demo.yaml"))
+    assert demo.camera.source == "replay" and demo.mqtt.host == "localhost"
+    gige = load_config(EXAMPLES[0].with_name("gige-hw-trigger-tls.yaml"))
+    assert gige.camera.trigger.mode == "hardware" and gige.mqtt.tls is not None
+    jetson = load_config(EXAMPLES[0].with_name("jetson-tensorrt.yaml"))
+    assert jetson.model.backends[0] == "tensorrt"
+
+
+def test_minimal_config_gets_sane_defaults(minimal: dict[str, Any]) -> None:
+    config = parse(minimal)
+    assert config.topic_root == "plant/l1/st1"
+    assert config.client_id == "edge-st1"
+    assert config.skus[0].top_k == 3
+    assert config.model.input_size == (320, 320)
+    assert config.review.enabled is False
+
+
+def test_every_field_has_a_description() -> None:
+    missing = []
+
+    def walk(model: type[Any], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            if not info.description:
+                missing.append(f"{prefix}{name}")
+            for arg in (*getattr(info.annotation, "__args__", ()), info.annotation):
+                if isinstance(arg, type) and hasattr(arg, "model_fields"):
+                    walk(arg, f"{prefix}{name}.")
+
+    walk(StationConfig, "")
+    assert missing == []
+
+
+def test_unknown_key_is_rejected_with_its_path(minimal: dict[str, Any]) -> None:
+    minimal["camera"]["exposur_us"] = 100
+    err = error_of(minimal)
+    assert [i.path for i in err.issues] == ["camera.exposur_us"]
+    assert "unknown key" in str(err)
+
+
+def test_duplicate_sku_ids_point_at_the_duplicate(minimal: dict[str, Any]) -> None:
+    minimal["skus"].append({"id": "other", "golden_dir": "g2"})
+    minimal["skus"].append({"id": "widget", "golden_dir": "g3"})
+    err = error_of(minimal)
+    assert err.issues[0].path == "skus[2].id"
+    assert "duplicate SKU id 'widget'" in err.issues[0].message
+    assert "skus[0]" in err.issues[0].message
+
+
+@pytest.mark.parametrize(
+    ("patch", "path", "words"),
+    [
+        ({"camera": {"source": "genicam"}}, "camera", "needs 'cti'"),
+        ({"camera": {"source": "replay"}}, "camera", "needs a 'replay'"),
+        (
+            {"camera": {"source": "genicam", "cti": "/opt/p.cti", "trigger": {"mode": "hardware"}}},
+            "camera.trigger",
+            "needs 'line'",
+        ),
+        (
+            {"camera": {"source": "genicam", "cti": "/opt/p.cti", "device": {"serial": "a", "index": 1}}},
+            "camera.device",
+            "at most one",
+        ),
+        (
+            {
+                "camera": {
+                    "source": "genicam",
+                    "cti": "/opt/p.cti",
+                    "roi": {"x": 16000, "width": 1000, "height": 64},
+                }
+            },
+            "camera.roi",
+            "past the largest",
+        ),
+        ({"camera": {"source": "genicam", "cti": "/opt/producer.so"}}, "camera", "ending in .cti"),
+        ({"model": {"input_size": [320, 100]}}, "model.input_size", "multiples of 64"),
+        ({"model": {"backends": ["tensorrt", "tensorrt"]}}, "model.backends", "must not repeat"),
+        ({"model": {"backends": ["openvino"]}}, "model.backends[0]", "expected 'tensorrt'"),
+        ({"mqtt": {"password": {"env": "PW"}}}, "mqtt", "needs 'username'"),
+        ({"mqtt": {"topic_root": "a/#"}}, "mqtt.topic_root", "wildcards"),
+        ({"mqtt": {"tls": {"ca": "ca.pem", "cert": "c.pem"}}}, "mqtt.tls", "both 'cert' and 'key'"),
+        ({"review": {"enabled": True, "bind": "0.0.0.0"}}, "review", "at least one user"),
+        ({"skus": [{"id": "a", "golden_dir": "../../etc"}]}, "skus[0].golden_dir", "'..'"),
+        ({"skus": [{"id": "a b", "golden_dir": "g"}]}, "skus[0].id", "pattern"),
+        ({"skus": [{"id": "a", "golden_dir": "g", "min_defect_area_mm2": 1}]}, "skus[0]", "pixel_pitch_mm"),
+        ({"skus": []}, "skus", "at least 1"),
+        ({"storage": {"ok_sample_rate": 2}}, "storage.ok_sample_rate", "less than or equal to 1"),
+    ],
+)
+def test_named_checks(minimal: dict[str, Any], patch: dict[str, Any], path: str, words: str) -> None:
+    for section, value in patch.items():
+        minimal[section] = value
+    err = error_of(minimal)
+    assert path in [i.path for i in err.issues], str(err)
+    assert words in str(err)
+
+
+def test_literal_secret_is_rejected_without_echoing_it(minimal: dict[str, Any]) -> None:
+    minimal["mqtt"] = {"username": "u", "password": "hunter2-very-secret"}
+    err = error_of(minimal)
+    assert err.issues[0].path == "mqtt.password"
+    assert "by reference" in str(err)
+    assert "hunter2" not in str(err)
+
+
+def test_secret_reference_needs_exactly_one_source(minimal: dict[str, Any]) -> None:
+    minimal["mqtt"] = {"username": "u", "password": {"env": "A", "file": "/run/secrets/a"}}
+    assert "exactly one" in str(error_of(minimal))
+
+
+def test_config_is_immutable(minimal: dict[str, Any]) -> None:
+    config = parse(minimal)
+    with pytest.raises(Exception, match="frozen"):
+        config.station.id = "x"

@@ -1,0 +1,4 @@
+# Shared fixtures in tests/fixtures/ (importable as `fixtures`: pytest puts tests/ on sys.path).
+# mosquitto: a real Mosquitto broker on a free loopback port.
+# engines.artifact_set: one exported, gated artifact set per session (`artifacts`) and the `gpu` marker skip.
+pytest_plugins = ["fixtures.mosquitto", "fixtures.inspection", "engines.artifact_set"]

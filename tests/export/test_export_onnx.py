@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from engines.artifact_set import SPEC, copy_set
+from onnx import numpy_helper
+
+from edge.engines.artifacts import MANIFEST_FILE, onnx_file
+from edge.engines.parity import ParityError
+from edge.inspection.model import COMPARISON_OUTPUTS, VISION_OUTPUTS, torch_modules, weights_sha256
+from export.manifest import ManifestError, load_manifest
+from export.onnx_export import OPSET, PARITY_ATOL, check_parity, ensure_onnx, example_vision
+
+
+def _dims(model: onnx.ModelProto, name: str) -> list[int | str]:
+    value = next(v for v in model.graph.input if v.name == name)
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def test_fp32_export_declares_named_io_dynamic_dims_and_opset(artifacts: Path) -> None:
+    vision = onnx.load(str(artifacts / onnx_file("vision")))
+    comparison = onnx.load(str(artifacts / onnx_file("comparison")))
+    assert [o.name for o in vision.graph.output] == list(VISION_OUTPUTS)
+    assert [o.name for o in comparison.graph.output] == list(COMPARISON_OUTPUTS)
+    assert _dims(vision, "image") == ["batch", 128, 128, 3]
+    assert _dims(comparison, "query") == [1, 152, 16, 16]
+    assert _dims(comparison, "templates") == ["k", 152, 16, 16]
+    assert _dims(comparison, "template_valid") == ["k", 1, 16, 16]
+    assert {op.domain: op.version for op in vision.opset_import}[""] == OPSET
+    # TensorRT takes uint8 only as network IO feeding a cast: the cast must come first.
+    assert vision.graph.node[0].op_type == "Cast"
+    onnx.checker.check_model(vision)
+
+
+def test_fp32_parity_figures_are_recorded_and_within_tolerance(artifacts: Path) -> None:
+    manifest = load_manifest(artifacts)
+    assert manifest.model_id == SPEC.model_id(weights_sha256())
+    assert manifest.opset == OPSET
+    for name in (onnx_file("vision"), onnx_file("comparison")):
+        parity = manifest.files[name].parity
+        assert parity["reference"] == "pytorch"
+        for figures in (parity["raw_max_abs"], parity["max_abs"]):
+            assert isinstance(figures, dict) and figures
+            assert all(0.0 <= v <= PARITY_ATOL for v in figures.values())
+
+
+def test_exported_models_run_with_other_batch_and_k(artifacts: Path) -> None:
+    vision = ort.InferenceSession(str(artifacts / onnx_file("vision")), providers=["CPUExecutionProvider"])
+    features, descriptor = vision.run(None, {"image": example_vision(SPEC, batch=3)})
+    assert features.shape == (3, 152, 16, 16) and descriptor.shape[0] == 3
+    comparison = ort.InferenceSession(
+        str(artifacts / onnx_file("comparison")), providers=["CPUExecutionProvider"]
+    )
+    k = 5
+    feeds = {
+        "query": features[:1],
+        "templates": np.repeat(features[1:2], k, axis=0),
+        "template_valid": np.ones((k, 1, 16, 16), np.float32),
+    }
+    anomaly, valid = comparison.run(None, feeds)
+    assert anomaly.shape == (1, 1, 16, 16) and np.all(valid == 1.0)
+
+
+def test_parity_gate_rejects_a_model_with_corrupted_weights(artifacts: Path, tmp_path: Path) -> None:
+    model = onnx.load(str(artifacts / onnx_file("vision")))
+    conv_weights = [i for i in model.graph.initializer if len(i.dims) == 4 and i.dims[0] > 3]
+    target = conv_weights[len(conv_weights) // 2]
+    array = numpy_helper.to_array(target).copy()
+    array[: array.shape[0] // 2] *= -1.0  # flip the sign of half the filters of one layer
+    target.CopyFrom(numpy_helper.from_array(array, target.name))
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    vision, _ = torch_modules(SPEC)
+    with pytest.raises(ParityError, match=r"broken.onnx vs PyTorch.*features"):
+        check_parity(broken, vision, {"image": example_vision(SPEC)}, VISION_OUTPUTS)  # type: ignore[arg-type]
+
+
+def test_ensure_onnx_reuses_a_verified_set(artifacts: Path, tmp_path: Path) -> None:
+    directory = copy_set(artifacts, tmp_path / "set")
+    before = (directory / onnx_file("vision")).stat().st_mtime_ns
+    ensure_onnx(SPEC, directory)
+    assert (directory / onnx_file("vision")).stat().st_mtime_ns == before
+
+
+def test_ensure_onnx_refuses_a_tampered_set_instead_of_replacing_it(artifacts: Path, tmp_path: Path) -> None:
+    directory = copy_set(artifacts, tmp_path / "set")
+    with (directory / onnx_file("comparison")).open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ManifestError, match=r"comparison_encoder.onnx: SHA-256"):
+        ensure_onnx(SPEC, directory)
+
+
+def test_ensure_onnx_exports_when_there_is_no_manifest(artifacts: Path, tmp_path: Path) -> None:
+    directory = tmp_path / "legacy"
+    directory.mkdir()
+    shutil.copy(artifacts / onnx_file("vision"), directory / onnx_file("vision"))
+    ensure_onnx(SPEC, directory)
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    assert set(manifest["files"]) == {onnx_file("vision"), onnx_file("comparison")}

@@ -1,0 +1,96 @@
+"""Crash safety: ``edge flash`` SIGKILLed at random points never leaves the station without a complete,
+valid config: after every kill the active config is the old one or the new one, intact, never a mix."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.flash.banks import build_banks
+from edge.flash.flash import FlashOptions, flash
+from edge.inspection.model import ModelSpec, torch_encoders
+from edge.inspection.synthetic import write_sku
+from flash.test_flash_real_banks import SIZE, make_config
+
+RUNS = 25
+REPO = Path(__file__).resolve().parents[2]
+
+
+def flash_cmd(config: Path, root: Path, hooks: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "edge.flash.cli",
+        "flash",
+        str(config),
+        "--root",
+        str(root),
+        "--hooks-dir",
+        str(hooks),
+    ]
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_leaves_old_or_new_config(tmp_path: Path) -> None:
+    sku_dir = write_sku(tmp_path / "synthetic", n_golden=3, n_good=0, n_per_defect=1, size=128, seed=5)
+    bundle = tmp_path / "bundle"
+    configs = [make_config(bundle, sku_dir, "old.yaml"), make_config(bundle, sku_dir, "new.yaml", top_k=2)]
+    root = tmp_path / "station"
+    hooks = tmp_path / "no-hooks"
+    hooks.mkdir()
+
+    # Warm the bank cache with the real core so that each killed run spends its time in the flash itself.
+    encoders = torch_encoders(ModelSpec(input_size=SIZE))
+    cache = root / "cache" / "banks"
+
+    def builder(resolved: Any, artifact_dir: Path, out_dir: Path) -> Any:
+        cache.mkdir(parents=True, exist_ok=True)
+        return build_banks(resolved, artifact_dir, out_dir, cache_dir=cache, encoders=encoders)
+
+    hashes = set()
+    for config in configs:
+        result = flash(config, FlashOptions(root=root, bank_builder=builder))
+        assert result.ok, result.reason
+        hashes.add(result.config_hash)
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.monotonic()
+    subprocess.run(flash_cmd(configs[0], root, hooks), env=env, check=True, capture_output=True)
+    full = time.monotonic() - start
+
+    rng = random.Random(20261122)
+    outcomes = {"killed": 0, "finished": 0}
+    for i in range(RUNS):
+        proc = subprocess.Popen(
+            flash_cmd(configs[i % 2], root, hooks),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(
+            rng.uniform(0.6 * full, 1.05 * full)
+        )  # the first ~60 % is interpreter start-up and imports
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            outcomes["killed"] += 1
+        else:
+            outcomes["finished"] += 1
+        proc.wait()
+        state = load_active_config(root)
+        assert isinstance(state, ActiveConfig), f"run {i}: station left without a config: {state}"
+        assert state.config_hash in hashes
+    assert outcomes["killed"] >= RUNS // 3, outcomes
+
+    # And the station recovers: the next flash cleans up and commits.
+    result = flash(configs[1], FlashOptions(root=root, bank_builder=builder))
+    assert result.ok, result.reason
+    assert not [p for p in (root / "slots").iterdir() if p.name.startswith(".")]

@@ -1,0 +1,67 @@
+"""Golden banks: stored keyed by model and images, refused when they do not match, retrieval works."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.inspection.augment import LinePerturbation
+from edge.inspection.bank import BankError, SkuBank
+from edge.inspection.inspector import Inspector
+from edge.inspection.model import Encoders
+from edge.inspection.synthetic import make_part
+
+
+def test_roundtrip_keeps_everything(enrolled_inspector: Inspector, tmp_path: Path) -> None:
+    bank = enrolled_inspector.banks["plate"]
+    bank.save(tmp_path / "plate")
+    loaded = SkuBank.load(tmp_path / "plate", model_id=enrolled_inspector.model_id)
+    assert loaded.template_ids == bank.template_ids
+    assert loaded.bank_id == bank.bank_id
+    assert loaded.calibration == bank.calibration
+    np.testing.assert_array_equal(loaded.features, bank.features)
+
+
+def test_bank_for_another_model_is_refused(enrolled_inspector: Inspector, tmp_path: Path) -> None:
+    enrolled_inspector.banks["plate"].save(tmp_path / "plate")
+    with pytest.raises(BankError, match="built for model"):
+        SkuBank.load(tmp_path / "plate", model_id="lite0-000000000000")
+
+
+def test_edited_bank_is_refused(enrolled_inspector: Inspector, tmp_path: Path) -> None:
+    enrolled_inspector.banks["plate"].save(tmp_path / "plate")
+    meta_path = tmp_path / "plate" / "bank.json"
+    meta = json.loads(meta_path.read_text())
+    meta["image_hashes"][0] = "0" * 64
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(BankError, match="bank id mismatch"):
+        SkuBank.load(tmp_path / "plate")
+
+
+def test_missing_bank_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BankError, match="cannot read golden bank"):
+        SkuBank.load(tmp_path / "nothing")
+
+
+def test_retrieval_finds_the_same_view(onnx_encoders_session: Encoders) -> None:
+    # Eight distinct views of a part (rotations and mirror images) in one bank, as DeepPCB crops of one board.
+    base = make_part(np.random.default_rng(8)).image
+    views = []
+    for flip in (False, True):
+        img = base[:, ::-1] if flip else base
+        for rot in range(4):
+            views.append((f"v{int(flip)}{rot}", np.ascontiguousarray(np.rot90(img, rot))))
+    inspector = Inspector(onnx_encoders_session)
+    bank = inspector.enroll("views", views, calibrate=False)
+    rng = np.random.default_rng(5)
+    for i, (_, image) in enumerate(views):
+        shown, _ = LinePerturbation().apply(image, rng)
+        prep = inspector.prepare(shown, size=bank.image_size)
+        _, desc = inspector.encode([prep])
+        ranked = bank.retrieve(desc[0], prep.thumb, k=3)
+        assert len(ranked) == 3 and ranked[0][1] >= ranked[1][1] >= ranked[2][1]
+        assert ranked[0][0] == i
+        assert bank.retrieve(desc[0], prep.thumb, k=3, exclude=frozenset({i}))[0][0] != i

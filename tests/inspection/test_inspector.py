@@ -1,0 +1,101 @@
+"""End to end on a tiny synthetic SKU: defects found and boxed, clean parts pass, bad input refused."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.engines.base import EngineInputError
+from edge.inspection.inspector import InspectionError, Inspector
+from edge.inspection.model import Encoders
+from edge.inspection.preprocess import ImageError
+from edge.inspection.synthetic import DEFECTS, make_part
+from edge.inspection.types import Verdict
+
+
+def _box_hits_mask(box: tuple[int, int, int, int], mask: np.ndarray) -> bool:
+    x, y, w, h = box
+    return bool(mask[y : y + h, x : x + w].any())
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_defect_is_found_and_boxed(enrolled_inspector: Inspector, defect: str) -> None:
+    part = make_part(np.random.default_rng(42), defect=defect)
+    result = enrolled_inspector.inspect(part.image, "plate")
+    assert result.verdict is Verdict.NG, f"{defect}: score {result.score:.2f} thr {result.threshold:.2f}"
+    assert result.boxes
+    assert _box_hits_mask(
+        (result.boxes[0].x, result.boxes[0].y, result.boxes[0].w, result.boxes[0].h), part.mask
+    )
+
+
+def test_clean_parts_pass(enrolled_inspector: Inspector) -> None:
+    rng = np.random.default_rng(7)
+    results = [enrolled_inspector.inspect(make_part(rng).image, "plate") for _ in range(5)]
+    assert [r.verdict for r in results] == [Verdict.OK] * 5
+    assert all(r.score < r.threshold for r in results)
+
+
+def test_result_carries_what_the_station_publishes(enrolled_inspector: Inspector) -> None:
+    result = enrolled_inspector.inspect(make_part(np.random.default_rng(1)).image, "plate")
+    assert result.template_id.startswith("g")
+    assert {"encode", "register", "feature_compare", "pixel_compare", "total"} <= set(result.latency_ms)
+    assert result.anomaly_map.dtype == np.float32
+
+
+def test_grayscale_and_rgba_frames_are_accepted(enrolled_inspector: Inspector) -> None:
+    image = make_part(np.random.default_rng(2)).image
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    rgba = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
+    assert enrolled_inspector.inspect(gray, "plate").verdict in (Verdict.OK, Verdict.NG)
+    assert enrolled_inspector.inspect(rgba, "plate").verdict is Verdict.OK
+
+
+def test_frame_of_another_size_is_resized_when_aspect_matches(enrolled_inspector: Inspector) -> None:
+    image = cv2.resize(make_part(np.random.default_rng(9)).image, (512, 512))
+    assert enrolled_inspector.inspect(image, "plate").verdict is Verdict.OK
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (np.zeros((256, 256, 3), np.float32), "uint8"),
+        (np.zeros((256, 256, 2), np.uint8), "shape"),
+        (np.zeros((10, 10, 3), np.uint8), "too small"),
+        (np.zeros((256, 512, 3), np.uint8), "aspect ratio"),
+        ("not an image", "numpy array"),
+    ],
+)
+def test_bad_frames_are_rejected_with_a_clear_error(
+    enrolled_inspector: Inspector, frame: object, message: str
+) -> None:
+    with pytest.raises(ImageError, match=message):
+        enrolled_inspector.inspect(frame, "plate")  # type: ignore[arg-type]
+
+
+def test_unknown_sku_names_the_known_ones(enrolled_inspector: Inspector) -> None:
+    with pytest.raises(InspectionError, match=r"unknown SKU 'nope' \(enrolled: plate\)"):
+        enrolled_inspector.inspect(make_part(np.random.default_rng(0)).image, "nope")
+
+
+def test_engine_rejects_wrong_feeds(onnx_encoders_session: Encoders) -> None:
+    with pytest.raises(EngineInputError, match="dim 1 is 100"):
+        onnx_encoders_session.vision.infer({"image": np.zeros((1, 100, 320, 3), np.uint8)})
+
+
+def test_onnx_and_torch_agree_on_verdicts(
+    onnx_encoders_session: Encoders,
+    torch_encoders_session: Encoders,
+    synthetic_golden: list[tuple[str, np.ndarray]],
+) -> None:
+    rng = np.random.default_rng(11)
+    parts = [make_part(rng, defect=d) for d in (None, "spot", None, "scratch")]
+    outcomes = []
+    for encoders in (onnx_encoders_session, torch_encoders_session):
+        inspector = Inspector(encoders)
+        inspector.enroll("plate", synthetic_golden[:6])
+        outcomes.append([inspector.inspect(p.image, "plate") for p in parts])
+    for onnx_result, torch_result in zip(*outcomes, strict=True):
+        assert onnx_result.verdict is torch_result.verdict
+        assert onnx_result.score == pytest.approx(torch_result.score, rel=1e-3, abs=1e-3)

@@ -1,0 +1,54 @@
+"""Registration recovers a known shift and rotation; feature warping follows the same map."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from edge.inspection.registration import identity, register, scale_affine, warp_features, warp_to_frame
+from edge.inspection.synthetic import make_part
+
+
+def _gray() -> np.ndarray:
+    part = make_part(np.random.default_rng(3), size=320).image
+    return cv2.cvtColor(part, cv2.COLOR_RGB2GRAY)
+
+
+@pytest.mark.parametrize(("dx", "dy", "angle"), [(0.0, 0.0, 0.0), (6.5, -3.25, 0.0), (-9.0, 4.0, 1.4)])
+def test_recovers_shift_and_rotation(dx: float, dy: float, angle: float) -> None:
+    template = _gray()
+    truth: npt.NDArray[np.float64] = np.array(
+        cv2.getRotationMatrix2D((160, 160), angle, 1.0), dtype=np.float64
+    )
+    truth[0, 2] += dx
+    truth[1, 2] += dy
+    frame = np.asarray(warp_to_frame(template, truth, (320, 320)), dtype=np.uint8)
+    reg = register(frame, template)
+    assert reg.method in {"ecc", "phase", "identity"}
+    assert np.abs(reg.matrix[:, 2] - truth[:, 2]).max() < 0.3
+    assert abs(reg.angle_deg - np.degrees(np.arctan2(truth[1, 0], truth[0, 0]))) < 0.1
+    assert reg.quality > 0.95
+
+
+def test_size_mismatch_is_an_error() -> None:
+    with pytest.raises(ValueError, match="same size"):
+        register(np.zeros((64, 64), np.uint8), np.zeros((64, 80), np.uint8))
+
+
+def test_scale_affine_roundtrip() -> None:
+    m = np.array([[0.99, -0.02, 3.0], [0.02, 0.99, -1.5]])
+    back = scale_affine(scale_affine(m, 0.5, 0.5), 2.0, 2.0)
+    np.testing.assert_allclose(back, m, atol=1e-9)
+
+
+def test_warp_features_shifts_by_whole_cells() -> None:
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(8, 10, 12)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=0, keepdims=True)
+    m = identity()
+    m[0, 2] = 2.0  # frame x samples template x + 2
+    warped, valid = warp_features(feats, m)
+    np.testing.assert_allclose(warped[:, :, :10], feats[:, :, 2:], atol=1e-5)
+    assert valid[0, :, :10].all() and not valid[0, :, 11:].any()

@@ -1,0 +1,66 @@
+"""Fixtures for the runtime tests: a replay folder of synthetic parts, a started station MQTT link, a
+subscriber (the PLC/HMI end), all against a real Mosquitto and real ONNX Runtime encoders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fixtures.mosquitto import MosquittoBroker
+from fixtures.mqtt_subscriber import Subscriber
+
+from edge.inspection.synthetic import make_part
+from edge.mqtt import MqttSettings, Outbox, StationMqtt
+
+ROOT = "test/line/st1"
+
+
+def write_parts(folder: Path, count: int, seed: int = 5, defect_every: int = 3) -> list[Path]:
+    """Write ``count`` synthetic parts (every ``defect_every``-th defective) as PNG files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        defect = "spot" if defect_every and i % defect_every == defect_every - 1 else None
+        part = make_part(rng, 256, defect)
+        path = folder / f"{i:03d}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(part.image, cv2.COLOR_RGB2BGR))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def replay_dir(tmp_path: Path) -> Path:
+    """Six synthetic parts, two of them defective."""
+    folder = tmp_path / "replay"
+    write_parts(folder, 6)
+    return folder
+
+
+@pytest.fixture
+def station_mqtt(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[StationMqtt]:
+    """A started station link on the test broker, validating every outgoing payload against its schema."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    mqtt = StationMqtt(
+        MqttSettings(
+            host=mosquitto.host, port=mosquitto.port, topic_root=ROOT, client_id="st1", validate_outgoing=True
+        ),
+        outbox,
+    )
+    mqtt.start()
+    assert mqtt.wait_connected(10)
+    yield mqtt
+    mqtt.stop(flush_timeout_s=5)
+    outbox.close()
+
+
+@pytest.fixture
+def subscriber(mosquitto: MosquittoBroker) -> Iterator[Subscriber]:
+    """The PLC/HMI end: records everything under the station's topic root."""
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    yield sub
+    sub.close()

@@ -1,0 +1,158 @@
+"""``edge run`` as a real process: clean stop on SIGTERM, safe mode on a broken config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fixtures.mosquitto import MosquittoBroker
+from fixtures.mqtt_subscriber import Subscriber
+
+from edge.inspection.model import ModelSpec, default_artifact_dir, onnx_encoders
+from edge.mqtt import Outbox
+from runtime.conftest import write_parts
+from runtime.support import assert_contiguous, wait_verdicts
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT = "plant/l1/st9"
+
+
+@pytest.fixture(scope="session")
+def artifact_dir() -> Path:
+    """The per-user ONNX cache (exported once, shared with the station subprocesses)."""
+    spec = ModelSpec()
+    onnx_encoders(spec)
+    return default_artifact_dir(spec)
+
+
+def station_config(tmp_path: Path, broker: MosquittoBroker, artifact_dir: Path, **extra: Any) -> Path:
+    write_parts(tmp_path / "golden", 6, seed=11, defect_every=0)
+    write_parts(tmp_path / "replay", 6, seed=12)
+    config: dict[str, Any] = {
+        "version": 1,
+        "station": {"site": "plant", "line": "l1", "id": "st9"},
+        "camera": {"source": "replay", "replay": {"dir": "replay", "fps": 5}},
+        "model": {"artifact_dir": str(artifact_dir), "backends": ["onnxruntime-cpu"]},
+        "skus": [{"id": "plate", "golden_dir": "golden"}],
+        "mqtt": {"host": broker.host, "port": broker.port},
+        "storage": {"data_dir": "data", "archive_dir": "archive"},
+        **extra,
+    }
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def start_station(artifact_dir: Path) -> Iterator[Any]:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(config: Path) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "EDGE_ALLOWED_ROOTS": str(artifact_dir)}
+        log = (config.parent / "station.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "run", "--config", str(config), "--no-metrics"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(proc)
+        return proc
+
+    yield start
+    for proc in processes:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def states(sub: Subscriber) -> list[dict[str, Any]]:
+    return [m.json() for m in sub.on(f"{ROOT}/state")]
+
+
+def wait_state(sub: Subscriber, status: str, timeout_s: float, log: Path) -> dict[str, Any]:
+    topic = f"{ROOT}/state"
+    if not sub.wait_for(
+        lambda ms: any(m.topic == topic and m.json()["status"] == status for m in ms), timeout_s
+    ):
+        raise AssertionError(
+            f"no state {status!r} within {timeout_s} s: {states(sub)}\n{log.read_text()[-3000:]}"
+        )
+    return [s for s in states(sub) if s["status"] == status][-1]
+
+
+def replies(sub: Subscriber) -> list[dict[str, Any]]:
+    return [m.json() for m in sub.on(f"{ROOT}/reply")]
+
+
+def test_sigterm_drains_flushes_and_publishes_offline(
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    artifact_dir: Path,
+    start_station: Any,
+) -> None:
+    config = station_config(tmp_path, mosquitto, artifact_dir)
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    online = wait_state(sub, "online", 120, log)
+    assert online["config"]["id"] == "st9" and online["sku"] == "plate"
+    wait_verdicts(sub, 3, timeout_s=60, root=ROOT)
+
+    sub.publish(f"{ROOT}/cmd/sku", json.dumps({"sku": "nope", "request_id": "r1"}))
+    assert sub.wait_for(lambda ms: any(m.topic.endswith("/reply") for m in ms), 10)
+    assert replies(sub)[0] == {**replies(sub)[0], "ok": False, "request_id": "r1"}
+    assert "unknown SKU 'nope'" in replies(sub)[0]["error"]
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0, log.read_text()[-3000:]
+    offline = wait_state(sub, "offline", 10, log)
+    assert "SIGTERM" in offline["reason"]
+    ready = [m.json() for m in sub.on(f"{ROOT}/ready")]
+    assert ready[-1]["ready"] is False
+    found = wait_verdicts(sub, 3, timeout_s=5, root=ROOT)
+    assert_contiguous(found)
+    assert found[0]["seq"] == 1
+    with Outbox(tmp_path / "data" / "outbox.db") as outbox:
+        assert outbox.depth() == 0, "the outbox was flushed before the station exited"
+    counter = json.loads((tmp_path / "data" / "part-counter.json").read_text())
+    assert counter["next"] > found[-1]["seq"]
+    sub.close()
+
+
+def test_invalid_config_enters_safe_mode_and_keeps_serving(
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    artifact_dir: Path,
+    start_station: Any,
+) -> None:
+    config = station_config(tmp_path, mosquitto, artifact_dir, colour="blue")  # unknown key: invalid config
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    safe = wait_state(sub, "safe_mode", 60, log)
+    assert "colour" in safe["reason"]
+    sub.publish(f"{ROOT}/cmd/trigger", json.dumps({"part_id": "PLC-7"}))
+    found = wait_verdicts(sub, 1, timeout_s=10, root=ROOT)
+    assert found[0]["part_id"] == "PLC-7" and found[0]["verdict"] == "NOT_INSPECTED"
+    assert "safe mode" in found[0]["reason"]
+    sub.publish(f"{ROOT}/cmd/pause", b"")
+    assert sub.wait_for(lambda ms: sum(m.topic.endswith("/reply") for m in ms) >= 2, 10)
+    assert "safe mode" in replies(sub)[-1]["error"]
+    assert proc.poll() is None, "safe mode must keep the process up, not crash-loop"
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert wait_state(sub, "offline", 10, log)
+    sub.close()

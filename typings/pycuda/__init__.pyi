@@ -1,0 +1,1 @@
+VERSION: tuple[int, int, int]

@@ -8,6 +8,7 @@ score, verdict, boxes. Template features are computed once at enrollment and war
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -80,7 +81,8 @@ class InspectorSettings:
         min_contrast: smallest grey-level difference that can count as a defect, as a fraction of the
             golden images' intensity range (1st to 99th percentile); floors the pixel normalisation.
         map_smooth: Gaussian sigma of the pixel map (fine pixels).
-        border_px: margin ignored along the edge of the warped template.
+        border_px: margin ignored along the edge of the warped template, on top of the comparison's own
+            reach (blur, tolerance, opening).
         calib_samples: golden images used for calibration (evenly spread over the bank).
         peer_min_quality: registration correlation for a golden part to count as a peer of another.
         calib_quantile: the threshold sits above this quantile of the golden calibration scores (times
@@ -99,7 +101,7 @@ class InspectorSettings:
     min_defect_width_px: int = 3
     min_contrast: float = 0.15
     map_smooth: float = 1.5
-    border_px: int = 3
+    border_px: int = 1
     calib_samples: int = 40
     peer_min_quality: float = 0.8
     calib_quantile: float = 0.9
@@ -273,7 +275,11 @@ class Inspector:
         frame = cv2.GaussianBlur(prepared.gray_fine, (0, 0), cfg.pixel_blur)
         size = (fine_w, fine_h)
         kernel = np.ones((2 * cfg.tolerance_px + 1,) * 2, np.uint8)
-        border = np.ones((2 * cfg.border_px + 1,) * 2, np.uint8)
+        # A pixel is comparable only if its whole comparison neighbourhood (blur, edge tolerance, opening)
+        # lies on template content; near the warped template's edge the comparison sees padding.
+        margin = cfg.border_px + cfg.tolerance_px + cfg.min_defect_width_px // 2
+        margin += math.ceil(2 * cfg.pixel_blur)
+        border = np.ones((2 * margin + 1,) * 2, np.uint8)
         opening = np.ones((cfg.min_defect_width_px,) * 2, np.uint8) if cfg.min_defect_width_px > 1 else None
         best: npt.NDArray[Any] = np.full((fine_h, fine_w), 255, np.uint8)
         covered: npt.NDArray[Any] = np.zeros((fine_h, fine_w), np.uint8)
@@ -300,6 +306,11 @@ class Inspector:
             best = cv2.min(best, cv2.bitwise_or(diff, cv2.bitwise_not(valid)))
             covered = cv2.bitwise_or(covered, valid)
             compared.append((idx, reg))
+        # The same holds at the frame's own edge: there the blur and tolerance windows see padding.
+        covered[:margin, :] = 0
+        covered[-margin:, :] = 0
+        covered[:, :margin] = 0
+        covered[:, -margin:] = 0
         valid_fine = covered > 0
         best_f = np.where(valid_fine, best, 0).astype(np.float32)
         pixel = cv2.GaussianBlur(best_f, (0, 0), cfg.map_smooth) if cfg.map_smooth > 0 else best_f

@@ -157,8 +157,10 @@ class Authenticator:
         self._dummy: str | None = None
 
     def _dummy_hash(self) -> str:
-        """A hash of a random password, checked for unknown names: a login takes as long whether the name
-        exists or not (no user enumeration by timing). Same cost as the accounts' own hashes."""
+        """A hash of a random password, checked for unknown names (same cost as the accounts' hashes).
+
+        A login then takes as long whether the name exists or not: no user enumeration by timing.
+        """
         if self._dummy is None:
             iterations = PBKDF2_ITERATIONS
             for user in self.users.values():
@@ -181,7 +183,10 @@ class Authenticator:
                 return None
         user = self.users.get(name)
         try:
-            ok = verify_password(password, user.password_hash if user else self._dummy_hash()) and user is not None
+            ok = (
+                verify_password(password, user.password_hash if user else self._dummy_hash())
+                and user is not None
+            )
         except PasswordHashError:
             ok = False
         if not ok:
@@ -201,7 +206,9 @@ class Authenticator:
     # -- sessions ----------------------------------------------------------------------------------------
 
     def _sign(self, data: bytes) -> str:
-        return base64.urlsafe_b64encode(hmac.new(self._key, data, hashlib.sha256).digest()).decode().rstrip("=")
+        return (
+            base64.urlsafe_b64encode(hmac.new(self._key, data, hashlib.sha256).digest()).decode().rstrip("=")
+        )
 
     def issue(self, user: User) -> tuple[str, Session]:
         """A new session for ``user``: ``(cookie value, session)``."""

@@ -48,7 +48,7 @@ class FeedbackResult:
     """Outcome of a promotion or threshold change.
 
     Attributes:
-        result: ``committed``, ``rolled_back``, ``aborted`` (the flash's words) or ``refused`` (never flashed).
+        result: ``committed``, ``rolled_back``, ``aborted`` (the flash's words), ``refused`` (not flashed).
         config_file: The revision that was flashed (removed again unless committed).
 
     """
@@ -171,7 +171,8 @@ class GoldenFeedback:
             stem = source.stem.split(".rev-")[0]
             config_file = base / f"{stem}.rev-{revision}.yaml"
             header = (
-                f"# Revision {revision} of {source.name} (slot {active.slot}, config {active.config_hash[:12]}),\n"
+                f"# Revision {revision} of {source.name} "
+                f"(slot {active.slot}, config {active.config_hash[:12]}),\n"
                 f"# made in the review UI by {user}: {change}.\n"
             )
             config_file.write_text(header + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")

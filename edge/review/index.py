@@ -24,9 +24,10 @@ Disposition = Literal["confirm_defect", "false_alarm"]
 DISPOSITIONS: tuple[Disposition, ...] = ("confirm_defect", "false_alarm")
 VERDICTS = ("OK", "NG", "NOT_INSPECTED", "ERROR")
 IMAGE_KINDS = ("frame", "template", "heatmap", "overlay")
-"""Image kinds an archived part may have: camera frame, retrieved template, anomaly heatmap, heatmap over frame."""
+"""Images an archived part may have: camera frame, retrieved template, anomaly heatmap, heatmap over frame."""
 
 INDEX_NAME = "index.db"
+WAL_LIMIT_BYTES = 256 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS parts (
@@ -165,7 +166,8 @@ class PartFilter:
 
     def where(self) -> tuple[str, list[Any]]:
         """SQL condition over ``p`` (parts) and ``d`` (latest disposition) with its parameters."""
-        clauses, params = ["1=1"], []
+        clauses: list[str] = ["1=1"]
+        params: list[Any] = []
         if self.sku:
             clauses.append("p.sku = ?")
             params.append(self.sku)
@@ -234,6 +236,8 @@ _PART_COLUMNS = (
     "height",
 )  # fmt: skip
 
+_FROM = f"FROM parts p LEFT JOIN dispositions d ON d.part_id = p.part_id AND d.id IN {_LATEST}"
+
 _SELECT = f"""
 SELECT {", ".join("p." + c for c in _PART_COLUMNS)},
        d.disposition, d.defect_class, d.comment, d.user, pp.part_id IS NOT NULL
@@ -262,9 +266,12 @@ class ArchiveIndex:
         # NORMAL in WAL mode: a power cut may lose the last transactions but never corrupts the index; the
         # archive is a review aid, verdicts themselves are made durable by the MQTT outbox.
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Keep the WAL small (it counts against the archive quota): checkpoint every 64 pages, truncate to 256 KiB.
+        self._db.execute("PRAGMA wal_autocheckpoint=64")
+        self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self._db.execute("PRAGMA foreign_keys=ON")
-        with self._tx() as db:
-            db.executescript(_SCHEMA)
+        with self._lock:
+            self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
 
     def close(self) -> None:
         """Close the database."""
@@ -319,8 +326,7 @@ class ArchiveIndex:
     def count(self, where: PartFilter | None = None) -> int:
         """Number of archived parts matching ``where``."""
         cond, params = (where or PartFilter()).where()
-        sql = f"SELECT COUNT(*) FROM parts p LEFT JOIN dispositions d ON d.part_id = p.part_id AND d.id IN {_LATEST}"
-        return int(self._query(f"{sql} WHERE {cond}", params)[0][0])
+        return int(self._query(f"SELECT COUNT(*) {_FROM} WHERE {cond}", params)[0][0])
 
     def neighbours(self, part_id: str, where: PartFilter | None = None) -> tuple[str | None, str | None]:
         """``(newer, older)`` part ids next to ``part_id`` in the filtered, newest-first list."""
@@ -328,15 +334,17 @@ class ArchiveIndex:
         if current is None:
             return None, None
         cond, params = (where or PartFilter()).where()
-        key = (current.archived_at, current.part_id)
-        base = f"SELECT p.part_id FROM parts p LEFT JOIN dispositions d ON d.part_id = p.part_id AND d.id IN {_LATEST} WHERE {cond}"
+        at, pid = current.archived_at, current.part_id
+        base = f"SELECT p.part_id {_FROM} WHERE {cond} AND "
         newer = self._query(
-            base + " AND (p.archived_at, p.part_id) > (?, ?) ORDER BY p.archived_at, p.part_id LIMIT 1",
-            [*params, *key],
+            base + "(p.archived_at > ? OR (p.archived_at = ? AND p.part_id > ?)) "
+            "ORDER BY p.archived_at, p.part_id LIMIT 1",
+            [*params, at, at, pid],
         )
         older = self._query(
-            base + " AND (p.archived_at, p.part_id) < (?, ?) ORDER BY p.archived_at DESC, p.part_id DESC LIMIT 1",
-            [*params, *key],
+            base + "(p.archived_at < ? OR (p.archived_at = ? AND p.part_id < ?)) "
+            "ORDER BY p.archived_at DESC, p.part_id DESC LIMIT 1",
+            [*params, at, at, pid],
         )
         return (newer[0][0] if newer else None), (older[0][0] if older else None)
 
@@ -363,7 +371,8 @@ class ArchiveIndex:
     def skus(self) -> list[str]:
         """SKUs with archived parts or dispositions."""
         rows = self._query(
-            "SELECT sku FROM parts WHERE sku IS NOT NULL UNION SELECT sku FROM dispositions WHERE sku IS NOT NULL"
+            "SELECT sku FROM parts WHERE sku IS NOT NULL "
+            "UNION SELECT sku FROM dispositions WHERE sku IS NOT NULL"
         )
         return sorted(r[0] for r in rows)
 
@@ -387,14 +396,17 @@ class ArchiveIndex:
 
         """
         if disposition not in DISPOSITIONS:
-            raise ValueError(f"unknown disposition {disposition!r}; expected one of {', '.join(DISPOSITIONS)}")
+            raise ValueError(
+                f"unknown disposition {disposition!r}; expected one of {', '.join(DISPOSITIONS)}"
+            )
         when = time.time() if at is None else at
         with self._tx() as db:
             row = db.execute("SELECT sku, verdict FROM parts WHERE part_id = ?", (part_id,)).fetchone()
             if row is None:
                 raise KeyError(part_id)
             cur = db.execute(
-                "INSERT INTO dispositions (part_id, sku, verdict, disposition, defect_class, comment, user, at)"
+                "INSERT INTO dispositions"
+                " (part_id, sku, verdict, disposition, defect_class, comment, user, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (part_id, row[0], row[1], disposition, defect_class, comment, user, when),
             )

@@ -16,6 +16,9 @@ from edge.review.index import INDEX_NAME, ArchiveIndex, PartRecord
 
 log = logging.getLogger(__name__)
 
+INDEX_HEADROOM_BYTES = 512 * 1024
+"""Kept free inside the quota for the index database and its write-ahead log to grow."""
+
 DEFAULT_MIN_FREE_FRACTION = 0.05
 """Free space the archive always leaves on its file system (fraction of the file system's size)."""
 
@@ -26,7 +29,7 @@ class RetentionPolicy:
 
     Attributes:
         max_age_s: Parts archived longer ago than this are deleted.
-        quota_bytes: Upper bound of the archive (part files plus the index database).
+        quota_bytes: Upper bound of the archive (part files plus the index database and its WAL).
         min_free_bytes: Free space always left on the file system; ``None``: 5 % of its size.
 
     """
@@ -91,11 +94,11 @@ class Retention:
         """Delete oldest parts until ``incoming`` more bytes fit the quota and the disk keeps its reserve.
 
         Returns:
-            ``False`` when even an empty archive could not take ``incoming`` bytes (the entry must be skipped).
+            ``False`` when even an empty archive could not take ``incoming`` bytes (skip the entry).
 
         """
         while True:
-            over_quota = self.used_bytes() + incoming > self.policy.quota_bytes
+            over_quota = self.used_bytes() + incoming + INDEX_HEADROOM_BYTES > self.policy.quota_bytes
             low_disk = shutil.disk_usage(self.root).free - incoming < self.min_free_bytes
             if not (over_quota or low_disk):
                 return True
@@ -145,5 +148,7 @@ class Retention:
                 if not any(day.iterdir()):
                     day.rmdir()
         if rows or folders:
-            log.warning("archive reconciled: %d index row(s) without files, %d orphan folder(s)", rows, folders)
+            log.warning(
+                "archive reconciled: %d index row(s) without files, %d orphan folder(s)", rows, folders
+            )
         return rows, folders

@@ -1,5 +1,4 @@
-"""The review web server: a WSGI app (routing, login, CSRF) served by a threaded ``wsgiref`` server, over
-HTTPS when the config gives a certificate.
+"""The review web server: a WSGI app (routing, login, CSRF) on a threaded ``wsgiref`` server, HTTPS optional.
 
 Every path but ``/healthz``, ``/login`` and ``/static/*`` needs a session: a page request without one is
 redirected to the login page, anything else gets 401. Every POST must carry the session's CSRF token (403
@@ -121,7 +120,7 @@ class _Handler(WSGIRequestHandler):
             env["HTTPS"] = "on"
         return env
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("review %s: " + format, self.address_string(), *args)
 
 
@@ -168,7 +167,9 @@ class ReviewServer:
 
     """
 
-    def __init__(self, app: ReviewApp, bind: str = "127.0.0.1", port: int = 8080, tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self, app: ReviewApp, bind: str = "127.0.0.1", port: int = 8080, tls: TlsFiles | None = None
+    ) -> None:
         self.app = app
         self._server = _Server((bind, port), _Handler, bind_and_activate=False)
         if tls is not None:

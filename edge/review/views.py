@@ -22,14 +22,21 @@ import jinja2
 from edge.mqtt.payloads import ReviewPayload
 from edge.review.auth import Authenticator, Session
 from edge.review.feedback import FeedbackError, FeedbackResult, GoldenFeedback
-from edge.review.index import DISPOSITIONS, IMAGE_KINDS, VERDICTS, ArchiveIndex, PartFilter, PartRecord
+from edge.review.index import (
+    DISPOSITIONS,
+    IMAGE_KINDS,
+    VERDICTS,
+    ArchiveIndex,
+    PartFilter,
+    PartRecord,
+)
 from edge.review.live import StationSnapshot, StatusSource
 from edge.review.web import HttpError, Request, Response, part_url, query_string
 
 log = logging.getLogger(__name__)
 
 DispositionSink = Callable[[ReviewPayload], object]
-"""Publishes a disposition on the MQTT ``review`` topic (the station passes ``StationMqtt.publish_review``)."""
+"""Publishes a disposition on MQTT ``review`` (the station passes ``StationMqtt.publish_review``)."""
 
 PAGE_SIZE = 50
 DEFECT_CLASSES = ("scratch", "dent", "missing_component", "contamination", "misalignment", "crack", "other")
@@ -72,7 +79,9 @@ class ReviewContext:
         )
         self.templates.filters.update(when=_when, pct=_pct, num=_num, part_url=part_url)
 
-    def render(self, name: str, req: Request, session: Session | None, status: int = 200, **values: Any) -> Response:
+    def render(
+        self, name: str, req: Request, session: Session | None, status: int = 200, **values: Any
+    ) -> Response:
         """Render a template with the common values (user, CSRF token, station, nav)."""
         page = self.templates.get_template(name).render(
             station=self.station,
@@ -188,7 +197,9 @@ def metrics_page(ctx: ReviewContext, req: Request, session: Session) -> Response
     snapshot = _snapshot(ctx)
     metrics = dict(snapshot.metrics)
     latency = metrics.pop("latency_ms", {}) or {}
-    return ctx.render("metrics.html", req, session, snap=snapshot, metrics=metrics, latency=latency, refresh=10)
+    return ctx.render(
+        "metrics.html", req, session, snap=snapshot, metrics=metrics, latency=latency, refresh=10
+    )
 
 
 # -- flagged parts -------------------------------------------------------------------------------------------
@@ -283,7 +294,9 @@ def part_image(ctx: ReviewContext, req: Request, session: Session, part_id: str,
     root = ctx.archive_root.resolve()
     path = (root / part.dir / name).resolve()
     if not path.is_relative_to(root) or not path.is_file():
-        log.warning("review: refused image path %s of part %s (outside the archive or missing)", path, part_id)
+        log.warning(
+            "review: refused image path %s of part %s (outside the archive or missing)", path, part_id
+        )
         raise HttpError(404, "image not found")
     ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return Response(path.read_bytes(), 200, ctype, cache="private, max-age=3600")
@@ -305,8 +318,8 @@ def disposition(ctx: ReviewContext, req: Request, session: Session, part_id: str
         raise HttpError(400, f"defect class: at most {MAX_DEFECT_CLASS} printable characters")
     if len(comment) > MAX_COMMENT:
         raise HttpError(400, f"comment: at most {MAX_COMMENT} characters")
-    record = ctx.index.add_disposition(
-        part.part_id, kind, session.user.name, defect_class=defect_class, comment=comment  # type: ignore[arg-type]
+    ctx.index.add_disposition(
+        part.part_id, kind, session.user.name, defect_class=defect_class, comment=comment
     )
     log.info("review: %s marked %s %s", session.user.name, part.part_id, kind)
     publish_pending(ctx)
@@ -379,9 +392,10 @@ def promote(ctx: ReviewContext, req: Request, session: Session) -> Response:
     images = []
     for part_id in part_ids:
         part = _part(ctx, part_id)
-        if part.sku != sku or part.disposition != "false_alarm" or "frame" not in part.files or part.dir is None:
+        frame = part.files.get("frame")
+        if part.sku != sku or part.disposition != "false_alarm" or frame is None or part.dir is None:
             raise HttpError(400, f"part {part_id} is not a false alarm of {sku} with a frame")
-        path = (ctx.archive_root / part.dir / part.files["frame"]).resolve()
+        path = (ctx.archive_root / part.dir / frame).resolve()
         if not path.is_relative_to(ctx.archive_root.resolve()):
             raise HttpError(404, "image not found")
         images.append((part.part_id, path))
@@ -415,7 +429,9 @@ def threshold(ctx: ReviewContext, req: Request, session: Session) -> Response:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise HttpError(400, "threshold must be a positive number")
     if ctx.feedback is None:
-        return stats_page(ctx, req, session, error="threshold changes need a flashed station (edge run --root)")
+        return stats_page(
+            ctx, req, session, error="threshold changes need a flashed station (edge run --root)"
+        )
     try:
         result = ctx.feedback.set_threshold(sku, value, session.user.name)
     except FeedbackError as exc:

@@ -1,4 +1,4 @@
-"""The little HTTP vocabulary the review UI needs on top of WSGI: requests, responses, cookies, security headers."""
+"""The HTTP vocabulary the review UI needs on top of WSGI: requests, responses, cookies, security headers."""
 
 from __future__ import annotations
 

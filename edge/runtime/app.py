@@ -8,7 +8,8 @@
     init_metrics   -> Prometheus endpoint and periodic ``metrics`` payload
     init_capture   -> the frame source (camera, simulated camera, or folder replay)
     init_pipeline  -> capture -> queue -> inspection -> ordered publisher
-    start_*        -> MQTT, metrics, pipeline; then wait for SIGTERM/SIGINT, SIGHUP (reload) or the duration
+    start_*        -> MQTT, metrics, review UI, pipeline; then wait for SIGTERM/SIGINT, SIGHUP (reload)
+                      or the duration
     stop           -> stop capture, drain the queue, flush the outbox, publish offline
 
 A config that does not load, or a station that cannot start with it (missing banks, camera refused), never
@@ -18,6 +19,7 @@ every trigger ``NOT_INSPECTED``, keeps serving status, and tries again on a relo
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -49,8 +51,12 @@ from edge.mqtt.client import MqttSettings, StationMqtt
 from edge.mqtt.handshake import Handshake
 from edge.mqtt.outbox import Outbox, OutboxError
 from edge.mqtt.payloads import ConfigRef, ReadyPayload, StatePayload
+from edge.review.feedback import GoldenFeedback
+from edge.review.live import RecentParts, StationSnapshot
+from edge.review.retention import RetentionPolicy
+from edge.review.station import StationReview, review_setup
 from edge.runtime import adapters
-from edge.runtime.archive import ImageArchive
+from edge.runtime.archive import ConfigIds, ImageArchive, bank_templates
 from edge.runtime.control import SafeModeCommands, StationCommands, StationStatus
 from edge.runtime.metrics import MetricsPublisher, MetricsServer, StationMetrics
 from edge.runtime.parts import PartIds
@@ -86,6 +92,7 @@ class RunOptions:
         stop_when_source_ends: Stop when a non-looping replay has delivered every image.
         inspect_wrapper: Wraps the inspection function (fault injection in tests and benchmarks).
         on_started: Called with the app once the pipeline runs (demo and benchmark hooks).
+        review_port: Port of the review UI instead of ``review.port`` (0: a free port; tests).
 
     """
 
@@ -105,6 +112,7 @@ class RunOptions:
     stop_when_source_ends: bool = True
     inspect_wrapper: Callable[[InspectFn], InspectFn] | None = None
     on_started: Callable[[StationApp], None] | None = None
+    review_port: int | None = None
 
     def __post_init__(self) -> None:
         if (self.config is None) == (self.root is None):
@@ -157,6 +165,8 @@ class StationApp:
         self.boot: Boot | None = None
         self.safe_mode: SafeMode | None = None
         self.started = threading.Event()
+        self.review: StationReview | None = None  # outlives reloads (see edge.review.station)
+        self._recent = RecentParts()
 
     # -- the whole life ------------------------------------------------------------------------------------
 
@@ -174,6 +184,9 @@ class StationApp:
                     break
                 log.info("reloading the station config")
         finally:
+            if self.review is not None:
+                self.review.stop()
+                self.review = None
             self.restore_signals(previous)
             if self.parts.pid_file is not None:
                 remove_pid_file(self.parts.pid_file)
@@ -234,7 +247,14 @@ class StationApp:
         self.parts.outbox = outbox
         archive_dir = boot.resolved.paths.get("storage.archive_dir")
         if archive_dir is not None:
-            self.parts.archive = ImageArchive(archive_dir, boot.config.storage.ok_sample_rate)
+            storage = boot.config.storage
+            self.parts.archive = ImageArchive(
+                archive_dir,
+                storage.ok_sample_rate,
+                retention=RetentionPolicy.from_storage(storage.retention_days, storage.quota_mb),
+                templates=bank_templates(lambda: self.inspector.banks if self.inspector else {}),
+                config=ConfigIds(f"{boot.config.station.id} v{boot.config.version}", boot.config_hash),
+            )
             self.parts.listeners.append(self.parts.archive)
         return ids, outbox
 
@@ -381,6 +401,7 @@ class StationApp:
             status.sku(pipeline.sku)
         handshake.publish_current()
         self.start_metrics(metrics, mqtt)
+        self.start_review(boot, pipeline)
         self.start_pipeline(pipeline)
         outcome = self.wait(pipeline)
         self.stop(self._stop_reason if outcome == "stop" else "reloading config")
@@ -403,6 +424,41 @@ class StationApp:
             metrics, mqtt.publish_metrics, self.options.metrics_interval_s
         )
         self.parts.metrics_publisher.start()
+
+    def start_review(self, boot: Boot, pipeline: Pipeline) -> None:
+        """The review UI (``review.enabled``); kept running across reloads unless its settings changed."""
+        pipeline.publisher.add_listener(self._recent)
+        data_dir = boot.resolved.paths.get("storage.data_dir", Path(boot.config.storage.data_dir))
+        setup = review_setup(boot.resolved, data_dir, port=self.options.review_port)
+        if self.review is not None and (setup is None or setup != self.review.setup):
+            self.review.stop()
+            self.review = None
+        if setup is None or self.review is not None:
+            self._update_review()
+            return
+        root = self.options.root
+        from edge.flash.cli import hooks_dir  # the same hooks `edge flash` would run
+
+        try:
+            self.review = StationReview(
+                setup,
+                status=self._review_snapshot,
+                publish=lambda review: self.parts.mqtt.publish_review(review) if self.parts.mqtt else None,
+                feedback=GoldenFeedback(root, hooks_dir=hooks_dir(argparse.Namespace(hooks_dir=None), root))
+                if root is not None
+                else None,
+            )
+        except OSError as exc:  # a busy port must not keep the line from running
+            log.error("review UI not started on %s:%d: %s", setup.bind, setup.port, exc)
+            return
+        self._update_review()
+
+    def _update_review(self) -> None:
+        if self.review is not None:
+            server = self.parts.metrics_server
+            self.review.context.prometheus_url = (
+                f"http://{server.bind}:{server.port}/metrics" if server is not None else None
+            )
 
     def start_pipeline(self, pipeline: Pipeline) -> None:
         """Start taking parts."""
@@ -489,6 +545,34 @@ class StationApp:
         return outcome
 
     # -- helpers -------------------------------------------------------------------------------------------
+
+    def _review_snapshot(self) -> StationSnapshot:
+        """What the review UI's status page shows."""
+        if self.safe_mode is not None:
+            return StationSnapshot("safe_mode", self.safe_mode.reason, recent=self._recent.latest())
+        if self.status is None or self.boot is None:
+            return StationSnapshot("unknown", "starting", recent=self._recent.latest())
+        state = self.status.current.to_dict()
+        thresholds = {}
+        for sku in self.boot.config.skus:
+            bank = self.inspector.banks.get(sku.id) if self.inspector else None
+            calibrated = bank.calibration.threshold if bank is not None and bank.calibration else None
+            if (value := sku.threshold or calibrated) is not None:
+                thresholds[sku.id] = value
+        config = state.get("config") or {}
+        return StationSnapshot(
+            status=state["status"],
+            reason=state["reason"],
+            sku=self.parts.pipeline.sku if self.parts.pipeline else state["sku"],
+            since=state["since"],
+            config=f"{config.get('id')} v{config.get('version')} · {str(config.get('hash'))[:12]}"
+            if config
+            else None,
+            backend=state["backend"],
+            metrics=self.metrics.snapshot().to_dict() if self.metrics else {},
+            recent=self._recent.latest(),
+            thresholds=thresholds,
+        )
 
     def _gauges(self) -> dict[str, float]:
         parts = self.parts

@@ -217,7 +217,7 @@ class ImageArchive:
     def _encode(self, part: Part, result: InspectionResult | None) -> dict[str, bytes]:
         if part.frame is None:
             return {}
-        frame = cv2.cvtColor(part.frame.image, cv2.COLOR_RGB2BGR)
+        frame = np.asarray(cv2.cvtColor(part.frame.image, cv2.COLOR_RGB2BGR), np.uint8)
         files = {"frame.png": _png(frame)}
         if result is None:
             return files
@@ -254,9 +254,7 @@ class ImageArchive:
         os.replace(tmp, folder)
 
 
-def heatmap(
-    anomaly_map: npt.NDArray[Any], threshold: float, size: tuple[int, int]
-) -> npt.NDArray[np.uint8]:
+def heatmap(anomaly_map: npt.NDArray[Any], threshold: float, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
     """Colour-coded anomaly map at frame size (BGR): the threshold sits mid-scale, 2x threshold saturates."""
     scale = 2.0 * threshold if threshold > 0 else float(np.max(anomaly_map)) or 1.0
     grey = np.clip(np.nan_to_num(anomaly_map.astype(np.float32)) / scale, 0.0, 1.0)
@@ -271,14 +269,16 @@ def overlay(
     anomaly_map: npt.NDArray[Any],
     threshold: float,
 ) -> npt.NDArray[np.uint8]:
-    """The heatmap blended over the frame where the map exceeds half the threshold (elsewhere the frame)."""
+    """The heatmap over the frame, more opaque where the map is higher (0 at a third of the threshold).
+
+    Low scores leave the frame visible, so the operator sees the part and where the station looked.
+    """
     h, w = frame_bgr.shape[:2]
-    level = np.nan_to_num(anomaly_map.astype(np.float32))
-    mask = cv2.resize((level >= 0.5 * threshold).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-    blended = cv2.addWeighted(frame_bgr, 0.45, heat_bgr, 0.55, 0.0)
-    out = frame_bgr.copy()
-    out[mask > 0] = blended[mask > 0]
-    return out
+    level = np.nan_to_num(anomaly_map.astype(np.float32)) / (threshold if threshold > 0 else 1.0)
+    alpha = np.clip((level - 1.0 / 3.0) * 0.9, 0.0, 0.75)
+    alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
+    out = frame_bgr.astype(np.float32) * (1.0 - alpha) + heat_bgr.astype(np.float32) * alpha
+    return np.asarray(np.clip(out, 0, 255), np.uint8)
 
 
 def _png(image: npt.NDArray[np.uint8]) -> bytes:

@@ -1,0 +1,144 @@
+"""Security of the review UI over real HTTP(S): login, roles, CSRF, cookies, traversal."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+from fixtures.mosquitto import BrokerCerts
+
+from edge.review.server import TlsFiles
+from review.conftest import Ui, UiFactory, _cookie, _csrf
+
+PART = "st1-000000001"  # NG, archived with all images
+ENCODED = urllib.parse.quote(PART, safe="")
+
+
+def test_health_is_open_everything_else_needs_a_login(ui: Ui) -> None:
+    status, _, body, _ = ui.request("GET", "/healthz")
+    assert (status, body) == (200, b'{"status":"ok"}')
+    for page in ("/", "/parts", f"/parts/{ENCODED}", "/stats", "/metrics"):
+        status, headers, _, _ = ui.request("GET", page)
+        assert status == 303, page
+        assert headers["Location"].startswith("/login?next="), page
+    status, _, body, _ = ui.request("GET", f"/parts/{ENCODED}/image/frame")
+    assert status == 401 and not body.startswith(b"\x89PNG")
+    for path in (f"/parts/{ENCODED}/disposition", "/promote", "/threshold", "/logout"):
+        status, _, _, _ = ui.request("POST", path, form={"disposition": "false_alarm"})
+        assert status == 401, path
+    assert ui.published == []
+
+
+def test_login_rejects_wrong_passwords_and_forged_cookies(ui: Ui) -> None:
+    status, _, body, cookies = ui.request("GET", "/login")
+    pre, csrf = _cookie(cookies, "edge_review_pre"), _csrf(body)
+    status, _, body, cookies = ui.request(
+        "POST", "/login", form={"user": "olga", "password": "nope", "csrf": csrf}, cookie=pre
+    )
+    assert status == 401 and b"Wrong user name or password" in body
+    assert not any(c.startswith("edge_review=") for c in cookies)
+    # The login form itself is CSRF-protected (no token: refused before the password is even checked).
+    status, _, _, _ = ui.request(
+        "POST", "/login", form={"user": "olga", "password": "operator-pw"}, cookie=pre
+    )
+    assert status == 403
+
+    session, _ = ui.login("olga")
+    value = session.split("=", 1)[1]
+    data, signature = value.split(".")
+    forged = f"edge_review={data[:-2]}xx.{signature}"
+    assert ui.request("GET", "/", cookie=session)[0] == 200
+    assert ui.request("GET", "/", cookie=forged)[0] == 303
+
+
+def test_session_cookie_is_httponly_and_samesite_strict(ui: Ui) -> None:
+    status, _, body, cookies = ui.request("GET", "/login")
+    pre, csrf = _cookie(cookies, "edge_review_pre"), _csrf(body)
+    _, _, _, cookies = ui.request(
+        "POST", "/login", form={"user": "olga", "password": "operator-pw", "csrf": csrf}, cookie=pre
+    )
+    session = next(c for c in cookies if c.startswith("edge_review="))
+    assert "HttpOnly" in session and "SameSite=Strict" in session and "Secure" not in session
+
+
+def test_logout_revokes_the_session(ui: Ui) -> None:
+    session, csrf = ui.login("olga")
+    assert ui.request("POST", "/logout", form={"csrf": csrf}, cookie=session)[0] == 303
+    assert ui.request("GET", "/", cookie=session)[0] == 303
+
+
+def test_every_post_needs_the_session_csrf_token(ui: Ui) -> None:
+    session, csrf = ui.login("olga")
+    other_session, other_csrf = ui.login("erik")
+    form = {"disposition": "false_alarm", "comment": "glare"}
+    for token in (None, "", "x" * 43, other_csrf):
+        data = dict(form) if token is None else {**form, "csrf": token}
+        status, _, body, _ = ui.request("POST", f"/parts/{ENCODED}/disposition", form=data, cookie=session)
+        assert status == 403, token
+        assert b"CSRF" in body
+    assert ui.review.index.dispositions(PART) == [] and ui.published == []
+    status, _, _, _ = ui.request(
+        "POST", f"/parts/{ENCODED}/disposition", form={**form, "csrf": csrf}, cookie=session
+    )
+    assert status == 303
+    assert [d.disposition for d in ui.review.index.dispositions(PART)] == ["false_alarm"]
+    assert len(ui.published) == 1
+    assert other_session != session
+
+
+def test_an_operator_cannot_promote_or_change_thresholds(ui: Ui) -> None:
+    session, csrf = ui.login("olga")
+    status, _, body, _ = ui.request(
+        "POST", "/promote", form={"csrf": csrf, "sku": "plate", "part": PART}, cookie=session
+    )
+    assert status == 403 and b"only engineers" in body
+    status, _, _, _ = ui.request(
+        "POST", "/threshold", form={"csrf": csrf, "sku": "plate", "threshold": "2"}, cookie=session
+    )
+    assert status == 403
+    # The operator's statistics page has no promotion form at all.
+    status, _, body, _ = ui.request("GET", "/stats", cookie=session)
+    assert status == 200 and b'action="/promote"' not in body
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/parts/..%2F..%2F..%2Fetc%2Fpasswd/image/frame",
+        "/parts/%2Fetc%2Fpasswd/image/frame",
+        f"/parts/{ENCODED}/image/..%2F..%2Findex.db",
+        f"/parts/{ENCODED}/image/%2Fetc%2Fpasswd",
+        f"/parts/{ENCODED}/image/../../index.db",
+        "/static/..%2F..%2Fauth.py",
+        "/static/../views.py",
+        "/static/%2Fetc%2Fpasswd",
+        "/../../../../etc/passwd",
+        "/parts/../../../../etc/passwd",
+    ],
+)
+def test_traversal_attempts_never_return_files(ui: Ui, path: str) -> None:
+    session, _ = ui.login("olga")
+    status, _, body, _ = ui.request("GET", path, cookie=session)
+    assert status in (400, 404), (path, status)
+    assert b"root:" not in body and b"SQLite format" not in body and b"import " not in body
+
+
+def test_archived_images_are_served_through_the_index(ui: Ui) -> None:
+    session, _ = ui.login("olga")
+    status, headers, body, _ = ui.request("GET", f"/parts/{ENCODED}/image/frame", cookie=session)
+    assert status == 200 and headers["Content-Type"] == "image/png" and body.startswith(b"\x89PNG")
+    status, headers, body, _ = ui.request("GET", f"/parts/{ENCODED}/image/overlay", cookie=session)
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+
+
+def test_https_with_the_configured_certificate(ui_factory: UiFactory, broker_certs: BrokerCerts) -> None:
+    ui = ui_factory(tls=TlsFiles(broker_certs.cert_file, broker_certs.key_file))
+    assert ui.url.startswith("https://")
+    status, _, body, cookies = ui.request("GET", "/login")
+    pre, csrf = _cookie(cookies, "edge_review_pre"), _csrf(body)
+    _, _, _, cookies = ui.request(
+        "POST", "/login", form={"user": "erik", "password": "engineer-pw", "csrf": csrf}, cookie=pre
+    )
+    session = next(c for c in cookies if c.startswith("edge_review="))
+    assert "Secure" in session and "HttpOnly" in session

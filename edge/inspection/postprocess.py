@@ -103,7 +103,10 @@ def extract_boxes(
     inv = 1.0 / scale
     full_h, full_w = fused.shape[0] * inv, fused.shape[1] * inv
     boxes = []
-    for x, y, w, h, area, peak in _regions(fused, valid, threshold, threshold * box_ratio, peak_ratio):
+    # A box outlines what stands out from the rest of this part: never grow it through the level that most
+    # of the frame reaches (a broad lighting or background change would otherwise box the whole image).
+    low = max(threshold * box_ratio, float(np.percentile(fused[valid], 90)))
+    for x, y, w, h, area, peak in _regions(fused, valid, threshold, low, peak_ratio):
         area_orig = area * inv * inv
         if area_orig < min_area_px:
             continue

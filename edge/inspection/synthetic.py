@@ -27,11 +27,22 @@ class SyntheticPart:
     defect: str | None
 
 
-def _base_part(size: int, rng: np.random.Generator) -> Image:
-    canvas = np.full((size, size, 3), (52, 55, 60), np.uint8)
-    # A brushed-metal background: faint horizontal streaks, fixed for the SKU.
+def _background(size: int) -> Image:
+    """The conveyor under the camera: brushed metal, fixed in the image while parts move over it."""
+    canvas = np.full((size, size, 3), (52, 55, 60), np.float32)
     streaks = np.random.default_rng(7).normal(0, 6, size=(size, 1)).astype(np.float32)
-    canvas = np.clip(canvas.astype(np.float32) + streaks[:, :, None], 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(canvas + streaks[:, :, None], 0, 255), dtype=np.uint8)
+
+
+def _plate_mask(size: int) -> Image:
+    s = size / 256.0
+    mask = np.zeros((size, size), np.uint8)
+    cv2.rectangle(mask, (int(40 * s), int(48 * s)), (int(216 * s), int(208 * s)), 255, -1)
+    return mask
+
+
+def _base_part(size: int, rng: np.random.Generator) -> Image:
+    canvas = np.zeros((size, size, 3), np.uint8)
     s = size / 256.0
     cv2.rectangle(canvas, (int(40 * s), int(48 * s)), (int(216 * s), int(208 * s)), (170, 172, 178), -1)
     cv2.rectangle(
@@ -91,13 +102,16 @@ def _defect(image: Image, kind: str, rng: np.random.Generator) -> Image:
 
 def make_part(rng: np.random.Generator, size: int = 256, defect: str | None = None) -> SyntheticPart:
     """Generate one part: the SKU's layout, placed and lit as a line would, optionally with a defect."""
-    image = _base_part(size, rng)
-    mask = _defect(image, defect, rng) if defect else np.zeros((size, size), np.uint8)
+    plate = _base_part(size, rng)
+    mask = _defect(plate, defect, rng) if defect else np.zeros((size, size), np.uint8)
     angle = rng.uniform(-1.0, 1.0)
     dx, dy = rng.uniform(-4, 4, 2) * size / 256.0
     m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1.0)
     m[:, 2] += (dx, dy)
-    image = np.asarray(cv2.warpAffine(image, m, (size, size), borderMode=cv2.BORDER_REFLECT_101), np.uint8)
+    # The part moves on a conveyor that stays put: warp the part layer only, then lay it on the belt.
+    plate = np.asarray(cv2.warpAffine(plate, m, (size, size)), np.float32)
+    alpha = np.asarray(cv2.warpAffine(_plate_mask(size), m, (size, size)), np.float32)[:, :, None] / 255.0
+    image = np.asarray(plate * alpha + _background(size) * (1.0 - alpha), dtype=np.uint8)
     mask = np.asarray(cv2.warpAffine(mask, m, (size, size), flags=cv2.INTER_NEAREST), np.uint8)
     gain = rng.uniform(0.92, 1.08)
     noise = rng.normal(0, 2.5, image.shape)

@@ -120,8 +120,11 @@ class GoldenFeedback:
                 raise FeedbackError(f"golden folder of {sku}: {exc}") from None
             rel = Path(GOLDEN_REVISIONS) / sku / revision
             target = base / rel
+            # Remember the topmost folder this creates, so a failed flash leaves the bundle as it was.
+            created.append(
+                next(p for p in (base / rel.parts[0], base / rel.parent, target) if not p.exists())
+            )
             target.mkdir(parents=True)
-            created.append(target)
             for image in list_images(current):
                 shutil.copy2(image, target / image.name)
             for name, source in images:

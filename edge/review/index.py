@@ -266,7 +266,7 @@ class ArchiveIndex:
         # NORMAL in WAL mode: a power cut may lose the last transactions but never corrupts the index; the
         # archive is a review aid, verdicts themselves are made durable by the MQTT outbox.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        # Keep the WAL small (it counts against the archive quota): checkpoint every 64 pages, truncate to 256 KiB.
+        # Keep the WAL small (it counts against the archive quota): checkpoint every 64 pages.
         self._db.execute("PRAGMA wal_autocheckpoint=64")
         self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self._db.execute("PRAGMA foreign_keys=ON")

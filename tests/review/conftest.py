@@ -9,7 +9,7 @@ from __future__ import annotations
 import http.client
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from edge.inspection.synthetic import make_part
 from edge.inspection.types import InspectionResult, Verdict
 from edge.mqtt.payloads import VerdictPayload
 from edge.review.auth import User, hash_password
+from edge.review.feedback import GoldenFeedback
 from edge.review.live import RecentPart, StationSnapshot
 from edge.review.server import TlsFiles
 from edge.review.station import ReviewSetup, StationReview
@@ -121,7 +122,7 @@ class Ui:
         method: str,
         path: str,
         *,
-        form: dict[str, str | list[str]] | None = None,
+        form: Mapping[str, str | list[str]] | None = None,
         cookie: str | None = None,
     ) -> tuple[int, dict[str, str], bytes, list[str]]:
         """One request; returns status, headers (last value wins), body and every Set-Cookie."""
@@ -237,7 +238,10 @@ def ui_factory(tmp_path: Path, archive: ImageArchive, inspected: list[Inspected]
     started: list[StationReview] = []
 
     def factory(
-        *, publish: DispositionSink | None = None, tls: TlsFiles | None = None, feedback: object = None
+        *,
+        publish: DispositionSink | None = None,
+        tls: TlsFiles | None = None,
+        feedback: GoldenFeedback | None = None,
     ) -> Ui:
         setup = ReviewSetup(
             bind="127.0.0.1",
@@ -256,7 +260,7 @@ def ui_factory(tmp_path: Path, archive: ImageArchive, inspected: list[Inspected]
                 feedback=feedback,
                 prometheus_url="http://127.0.0.1:9400/metrics",
             )
-        )  # type: ignore[arg-type]
+        )
         ui.review.context.publish = publish if publish is not None else ui.published.append
         started.append(ui.review)
         return ui

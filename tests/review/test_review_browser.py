@@ -1,6 +1,6 @@
-"""The review flow in a real browser (Debian's chromium, headless, driven by Playwright), dispositions to MQTT.
+"""The review flow in a real browser (Debian's chromium, headless, Playwright); dispositions reach MQTT.
 
-Never downloads a browser: Playwright is pointed at ``/usr/bin/chromium`` (``scripts/install-system-deps.sh``).
+Never downloads a browser: Playwright drives ``/usr/bin/chromium`` (``scripts/install-system-deps.sh``).
 Screenshots go to ``test-artifacts/review/``.
 """
 

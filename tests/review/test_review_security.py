@@ -30,7 +30,7 @@ def test_health_is_open_everything_else_needs_a_login(ui: Ui) -> None:
 
 
 def test_login_rejects_wrong_passwords_and_forged_cookies(ui: Ui) -> None:
-    status, _, body, cookies = ui.request("GET", "/login")
+    _, _, body, cookies = ui.request("GET", "/login")
     pre, csrf = _cookie(cookies, "edge_review_pre"), _csrf(body)
     status, _, body, cookies = ui.request(
         "POST", "/login", form={"user": "olga", "password": "nope", "csrf": csrf}, cookie=pre
@@ -52,7 +52,7 @@ def test_login_rejects_wrong_passwords_and_forged_cookies(ui: Ui) -> None:
 
 
 def test_session_cookie_is_httponly_and_samesite_strict(ui: Ui) -> None:
-    status, _, body, cookies = ui.request("GET", "/login")
+    _, _, body, cookies = ui.request("GET", "/login")
     pre, csrf = _cookie(cookies, "edge_review_pre"), _csrf(body)
     _, _, _, cookies = ui.request(
         "POST", "/login", form={"user": "olga", "password": "operator-pw", "csrf": csrf}, cookie=pre
@@ -135,7 +135,7 @@ def test_archived_images_are_served_through_the_index(ui: Ui) -> None:
 def test_https_with_the_configured_certificate(ui_factory: UiFactory, broker_certs: BrokerCerts) -> None:
     ui = ui_factory(tls=TlsFiles(broker_certs.cert_file, broker_certs.key_file))
     assert ui.url.startswith("https://")
-    status, _, body, cookies = ui.request("GET", "/login")
+    _, _, body, cookies = ui.request("GET", "/login")
     pre, csrf = _cookie(cookies, "edge_review_pre"), _csrf(body)
     _, _, _, cookies = ui.request(
         "POST", "/login", form={"user": "erik", "password": "engineer-pw", "csrf": csrf}, cookie=pre

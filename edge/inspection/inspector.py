@@ -85,8 +85,8 @@ class InspectorSettings:
             reach (blur, tolerance, opening).
         calib_samples: golden images used for calibration (evenly spread over the bank).
         peer_min_quality: registration correlation for a golden part to count as a peer of another.
-        calib_quantile: the threshold sits above this quantile of the golden calibration scores (times
-            1 + margin); a few golden parts whose nearest peer is really another view must not set it.
+        calib_quantile: each map is scaled by this quantile of its per-part maxima on golden parts, so one
+            odd golden part does not set the scale (the threshold still sits above every golden part).
         view_mismatch_ratio: a retrieved template is compared only if its registration residual
             (1 - correlation) is at most this many times the best template's (plus 0.02): a template that
             registers much worse shows another view of the product and would explain away real defects.
@@ -425,7 +425,7 @@ class Inspector:
         calib.threshold = (
             sku_cfg.threshold
             if sku_cfg.threshold is not None
-            else float(np.quantile(scores, cfg.calib_quantile)) * (1.0 + sku_cfg.threshold_margin)
+            else max(scores) * (1.0 + sku_cfg.threshold_margin)
         )
         return calib
 

@@ -134,6 +134,11 @@ def build_banks(
             assert bank.calibration is not None
             sku_report.threshold = round(float(bank.calibration.threshold), 4)
             sku_report.golden_scores = list(bank.calibration.golden_scores)
+            if bank.calibration.outliers:
+                sku_report.problems.append(
+                    "self-test: golden image(s) unlike the others (a defect in the golden set, or no real "
+                    f"peer): {', '.join(bank.calibration.outliers)}"
+                )
             _self_test(inspector, sku.id, defects, sku_report, cv2)
             bank.save(target)
         except Exception as exc:  # the core raises several types; any of them fails this SKU, clearly

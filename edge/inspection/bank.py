@@ -35,6 +35,8 @@ class Calibration:
         golden_scores: the normalised image scores of the calibration samples.
         method: how each sample was obtained (``peer`` = leave-one-out against other golden parts,
             ``self`` = the golden part itself under line perturbation, when it has no peer in the bank).
+        outliers: golden images whose score is far above the others'; they do not set the threshold and
+            the flash self-test refuses a bank that has any.
 
     """
 
@@ -43,6 +45,7 @@ class Calibration:
     threshold: float
     golden_scores: list[float] = field(default_factory=list)
     method: list[str] = field(default_factory=list)
+    outliers: list[str] = field(default_factory=list)
 
 
 @dataclass

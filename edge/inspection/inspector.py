@@ -121,6 +121,18 @@ class RawMaps:
     latency_ms: dict[str, float]
 
 
+def _inlier_mask(scores: npt.NDArray[np.float64], k: float = 5.0) -> npt.NDArray[np.bool_]:
+    """Golden scores that agree with the rest: at most median + k MAD, MAD floored at a quarter of the median.
+
+    A golden image far above the others (a defect that slipped into the golden set, or a part with no
+    real peer) must not raise the threshold; it is reported instead, and the flash self-test refuses it.
+    """
+    med = float(np.median(scores))
+    mad = 1.4826 * float(np.median(np.abs(scores - med)))
+    result: npt.NDArray[np.bool_] = scores <= med + k * max(mad, 0.25 * med)
+    return result
+
+
 def _content_mask(
     size: tuple[int, int], matrix: npt.NDArray[np.float64], fine_shape: tuple[int, ...], border_px: int
 ) -> npt.NDArray[np.bool_]:
@@ -422,10 +434,12 @@ class Inspector:
         )
         scores = [image_score(self._fused(r, calib), r.valid) for r in raws]
         calib.golden_scores = [round(s, 4) for s in scores]
+        inliers = _inlier_mask(np.asarray(scores))
+        calib.outliers = [bank.template_ids[int(i)] for i, ok in zip(picks, inliers, strict=True) if not ok]
         calib.threshold = (
             sku_cfg.threshold
             if sku_cfg.threshold is not None
-            else max(scores) * (1.0 + sku_cfg.threshold_margin)
+            else float(np.asarray(scores)[inliers].max()) * (1.0 + sku_cfg.threshold_margin)
         )
         return calib
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -37,6 +38,35 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def launch_mosquitto(
+    binary: str, config_file: Path, host: str, port: int, timeout_s: float, log: Callable[[], str]
+) -> subprocess.Popen[bytes]:
+    """Start ``mosquitto -c config_file`` and wait until ``host:port`` accepts connections.
+
+    Raises:
+        RuntimeError: the broker exited or did not listen in time (the message carries ``log()``).
+
+    """
+    process = subprocess.Popen(
+        [binary, "-c", str(config_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mosquitto exited with {process.returncode}: {log()}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.02)
+    process.kill()
+    process.wait(5)
+    raise RuntimeError(f"mosquitto did not listen on {host}:{port} within {timeout_s} s: {log()}")
 
 
 class LocalBroker:
@@ -70,23 +100,10 @@ class LocalBroker:
 
     def start(self, timeout_s: float = 10.0) -> LocalBroker:
         """Start and wait until the port accepts connections."""
-        self._process = subprocess.Popen(
-            [self._binary, "-c", str(self.config_file)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        self._process = launch_mosquitto(
+            self._binary, self.config_file, self.host, self.port, timeout_s, lambda: f"see {self.workdir}"
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self._process.returncode}; see {self.workdir}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not listen on {self.host}:{self.port} within {timeout_s} s")
+        return self
 
     def stop(self) -> None:
         """Stop the broker."""

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from fixtures.mosquitto import MosquittoBroker
 from fixtures.mqtt_subscriber import Subscriber
+from fixtures.station_link import STATION_ROOT
 
-from edge.mqtt import MqttSettings, Outbox, StationMqtt
+from edge.mqtt import StationMqtt
 from edge.mqtt.validate import validate
 from review.conftest import PASSWORDS, UiFactory
 
@@ -26,7 +27,7 @@ ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
-ROOT = "test/line/st1"
+ROOT = STATION_ROOT
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev extra)")
 
@@ -40,22 +41,6 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def station_mqtt(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[StationMqtt]:
-    outbox = Outbox(tmp_path / "outbox.db")
-    mqtt = StationMqtt(
-        MqttSettings(
-            host=mosquitto.host, port=mosquitto.port, topic_root=ROOT, client_id="st1", validate_outgoing=True
-        ),
-        outbox,
-    )
-    mqtt.start()
-    assert mqtt.wait_connected(10)
-    yield mqtt
-    mqtt.stop(flush_timeout_s=5)
-    outbox.close()
 
 
 @pytest.fixture

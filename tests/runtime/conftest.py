@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from fixtures.mosquitto import MosquittoBroker
 from fixtures.mqtt_subscriber import Subscriber
+from fixtures.station_link import STATION_ROOT
 
 from edge.inspection.synthetic import make_part
-from edge.mqtt import MqttSettings, Outbox, StationMqtt
 
-ROOT = "test/line/st1"
+ROOT = STATION_ROOT
 
 
 def write_parts(folder: Path, count: int, seed: int = 5, defect_every: int = 3) -> list[Path]:
@@ -38,23 +38,6 @@ def replay_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "replay"
     write_parts(folder, 6)
     return folder
-
-
-@pytest.fixture
-def station_mqtt(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[StationMqtt]:
-    """A started station link on the test broker, validating every outgoing payload against its schema."""
-    outbox = Outbox(tmp_path / "outbox.db")
-    mqtt = StationMqtt(
-        MqttSettings(
-            host=mosquitto.host, port=mosquitto.port, topic_root=ROOT, client_id="st1", validate_outgoing=True
-        ),
-        outbox,
-    )
-    mqtt.start()
-    assert mqtt.wait_connected(10)
-    yield mqtt
-    mqtt.stop(flush_timeout_s=5)
-    outbox.close()
 
 
 @pytest.fixture

@@ -108,14 +108,18 @@ def run(args: argparse.Namespace) -> int:
         precisions = bench_precisions(runs=max(200, args.frames))
         print("\n== vision encoder, ONNX Runtime CPU, batch 1: FP32 vs INT8 (export/bench.py) ==")
         for r in precisions:
-            print(f"{r['precision']:>6}: p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
-                  f"speed-up {r['speedup_p50']}x")
+            print(
+                f"{r['precision']:>6}: p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
+                f"speed-up {r['speedup_p50']}x"
+            )
         report["precisions"] = precisions
     if not args.skip_e2e:
         from edge.runtime.bench import bench_end_to_end, format_table
 
         e2e = bench_end_to_end(seconds=args.e2e_seconds)
-        print("\n== station end to end: replay -> inspect -> outbox -> MQTT -> subscriber (edge/runtime/bench.py) ==")
+        print(
+            "\n== station end to end: replay -> inspect -> outbox -> MQTT -> subscriber (runtime/bench.py) =="
+        )
         print(format_table(e2e))
         report["end_to_end"] = e2e
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """``edge`` command line: one entry point, one module per command group.
 
 Each module listed in :data:`COMMAND_MODULES` exposes ``register(subparsers)`` that adds its sub-commands and
-sets ``func`` on their parsers; ``func(args) -> int`` is the exit code. An explicit list (not discovery) so the
-set of commands is readable in one place.
+sets ``func`` on their parsers; ``func(args) -> int`` is the exit code. An explicit list (not discovery)
+so the set of commands is readable in one place.
 """
 
 from __future__ import annotations

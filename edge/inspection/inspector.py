@@ -80,6 +80,8 @@ class InspectorSettings:
             sub-pixel registration residue, not defects; a morphological opening removes them.
         min_contrast: smallest grey-level difference that can count as a defect, as a fraction of the
             golden images' intensity range (1st to 99th percentile); floors the pixel normalisation.
+        min_contrast_unseen: the same floor when the golden set could not show part-to-part variation
+            (a single golden part, or no golden part with a peer) and the SKU is not a bank of views.
         map_smooth: Gaussian sigma of the pixel map (fine pixels).
         border_px: margin ignored along the edge of the warped template, on top of the comparison's own
             reach (blur, tolerance, opening).
@@ -100,6 +102,7 @@ class InspectorSettings:
     tolerance_px: int = 2
     min_defect_width_px: int = 3
     min_contrast: float = 0.15
+    min_contrast_unseen: float = 0.35
     map_smooth: float = 1.5
     border_px: int = 1
     calib_samples: int = 40
@@ -425,7 +428,11 @@ class Inspector:
         feature_scale = float(np.quantile([float(r.feature[r.valid].max()) for r in usable], q))
         pixel_scale = float(np.quantile([float(r.pixel[r.valid].max()) for r in usable], q))
         lo, hi = np.percentile(bank.gray_fine[picks], [1, 99])
-        pixel_scale = max(pixel_scale, cfg.min_contrast * float(hi - lo))
+        # Without a peer, the golden set shows no part-to-part variation at pixel level: only a difference
+        # of a large share of the part's contrast can then count (different parts are not pixel-identical).
+        unseen = not instances and sku_cfg.bank_kind != "views"
+        floor = cfg.min_contrast_unseen if unseen else cfg.min_contrast
+        pixel_scale = max(pixel_scale, floor * float(hi - lo))
         calib = Calibration(
             feature_scale=max(feature_scale, 1e-3),
             pixel_scale=max(pixel_scale, 1e-3),

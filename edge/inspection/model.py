@@ -25,14 +25,15 @@ class ModelSpec:
     Attributes:
         input_size: (height, width) of the vision encoder input, multiples of 64.
         blur_sigma: Gaussian pre-smoothing inside the encoder (input pixels); frozen features are fragile to
-            sensor noise and blur, smoothing both frame and template before encoding evens that out.
+            sensor noise and blur, smoothing both frame and template before encoding evens that out
+            (measured: bottle image AUROC under line nuisance 0.93 at sigma 1, 0.998 at sigma 2, clean 1.0).
         window: side of the local cross-attention window (feature cells) in the comparison encoder.
         temperature: softmax temperature of the cross-attention.
 
     """
 
     input_size: tuple[int, int] = (320, 320)
-    blur_sigma: float = 1.0
+    blur_sigma: float = 2.0
     window: int = 3
     temperature: float = 0.02
 

@@ -50,16 +50,19 @@ class Runner(ABC):
 
     #: short backend name published in ``state`` and verdicts, e.g. ``onnxruntime-cpu``.
     backend: str = "abstract"
+    #: set by each backend when it loads its model: declared inputs and output names, in order.
+    _inputs: tuple[TensorSpec, ...]
+    _outputs: tuple[str, ...]
 
     @property
-    @abstractmethod
     def inputs(self) -> tuple[TensorSpec, ...]:
         """Declared inputs."""
+        return self._inputs
 
     @property
-    @abstractmethod
     def output_names(self) -> tuple[str, ...]:
         """Output names, in order."""
+        return self._outputs
 
     def infer(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
         """Validate ``feeds`` against :attr:`inputs` and run the engine."""

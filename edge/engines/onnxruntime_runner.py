@@ -52,16 +52,6 @@ class OnnxRuntimeRunner(Runner):
         )
         self._outputs = tuple(o.name for o in self.session.get_outputs())
 
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        """Declared inputs, read from the model."""
-        return self._inputs
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        """Output names, read from the model."""
-        return self._outputs
-
     def infer_impl(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
         """Run the session."""
         outputs = self.session.run(list(self._outputs), dict(feeds))

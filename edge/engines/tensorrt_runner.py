@@ -123,16 +123,6 @@ class TensorRtRunner(Runner):
             shapes.append((name, dtype, shape))
         return shapes
 
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        """Declared inputs, read from the engine (``-1`` for dynamic dimensions)."""
-        return self._inputs
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        """Output names, read from the engine."""
-        return self._outputs
-
     def infer_impl(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
         """Copy feeds into the reused buffers, run on the private stream, copy outputs back."""
         import pycuda.driver as cuda

@@ -23,16 +23,6 @@ class TorchRunner(Runner):
         self._inputs = inputs
         self._outputs = output_names
 
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        """Declared inputs."""
-        return self._inputs
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        """Output names (the NamedTuple's fields)."""
-        return self._outputs
-
     def infer_impl(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
         """Run the module without autograd."""
         args = [torch.from_numpy(np.ascontiguousarray(feeds[spec.name])) for spec in self._inputs]

@@ -57,7 +57,8 @@ def prepare_demo(
         (sku_dir / ".complete").touch()
     replay = root / "replay"
     if not replay.is_dir():
-        # Interleave good and defective parts, as a line would send them: about one part in three is NG.
+        # Interleave good and defective parts, as a line would send them (8 good, 12 with a defect; the file
+        # names say which, e.g. 004_scratch.png).
         good = sorted((sku_dir / "test" / "good").glob("*.png"))
         bad = [p for d in DEFECTS for p in sorted((sku_dir / "test" / d).glob("*.png"))]
         tmp = root / "replay.tmp"

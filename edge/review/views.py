@@ -403,11 +403,26 @@ def promote(ctx: ReviewContext, req: Request, session: Session) -> Response:
         result = ctx.feedback.promote(sku, images, session.user.name)
     except FeedbackError as exc:
         return stats_page(ctx, req, session, error=str(exc))
+    detail = str(result.config_file.name if result.config_file else "")
+    return _journal(ctx, req, session, "promote", sku, part_ids, detail, result)
+
+
+def _journal(
+    ctx: ReviewContext,
+    req: Request,
+    session: Session,
+    kind: str,
+    sku: str,
+    part_ids: list[str],
+    detail: str,
+    result: FeedbackResult,
+) -> Response:
+    """Record a feedback action (promotion or threshold change) and show its outcome."""
     ctx.index.add_promotion(
-        kind="promote",
+        kind=kind,
         sku=sku,
         part_ids=part_ids,
-        detail=str(result.config_file.name if result.config_file else ""),
+        detail=detail,
         user=session.user.name,
         result=result.result,
         reason=result.reason,
@@ -436,18 +451,8 @@ def threshold(ctx: ReviewContext, req: Request, session: Session) -> Response:
         result = ctx.feedback.set_threshold(sku, value, session.user.name)
     except FeedbackError as exc:
         return stats_page(ctx, req, session, error=str(exc))
-    ctx.index.add_promotion(
-        kind="threshold",
-        sku=sku,
-        part_ids=[],
-        detail="calibrated" if value is None else f"{value:g}",
-        user=session.user.name,
-        result=result.result,
-        reason=result.reason,
-        flash_id=result.flash_id,
-        ok=result.ok,
-    )
-    return stats_page(ctx, req, session, result=result)
+    detail = "calibrated" if value is None else f"{value:g}"
+    return _journal(ctx, req, session, "threshold", sku, [], detail, result)
 
 
 # -- static files --------------------------------------------------------------------------------------------

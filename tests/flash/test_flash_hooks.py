@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,16 +67,32 @@ def test_failure_stops_the_remaining_hooks_and_says_why(hooks: AddHook, tmp_path
 
 
 def test_timeout_kills_the_whole_process_group(hooks: AddHook, tmp_path: Path) -> None:
-    marker = tmp_path / "survivor"
-    folder = hooks("health-check", "10-hang", f"(sleep 3; touch {marker}) &\nsleep 30\n")
-    report = run_hooks("health-check", folder, CTX, timeout_s=0.5)
+    pidfile = tmp_path / "child.pid"
+    # The hook starts a background child, waits until it runs, then hangs.
+    script = (
+        f"sh -c 'echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; exec sleep 30' >/dev/null 2>&1 &\n"
+    )
+    script += f"while [ ! -s {pidfile} ]; do sleep 0.01; done\nexec sleep 30\n"
+    folder = hooks("health-check", "10-hang", script)
+    report = run_hooks("health-check", folder, CTX, timeout_s=2.0)
     result = report.results[0]
     assert result.timed_out and not report.ok
     assert "timed out" in report.failure()
-    import time
+    assert pidfile.exists(), "the hook timed out before its child started: the test proved nothing"
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the hook's child survived the timeout"
 
-    time.sleep(3.5)
-    assert not marker.exists(), "the hook's child survived the timeout"
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for an init that does not reap counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_non_executables_and_leftovers_are_skipped(hooks: AddHook) -> None:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -207,11 +206,15 @@ def test_reload_signals_a_running_station(bundle: Path, root: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import signal,sys,time; signal.signal(signal.SIGHUP, lambda *a: sys.exit(42)); time.sleep(30)",
-        ]
+            "import signal,sys,time; signal.signal(signal.SIGHUP, lambda *a: sys.exit(42)); "
+            "print('ready', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        time.sleep(0.3)
+        assert station.stdout is not None
+        assert station.stdout.readline().strip() == "ready"  # its SIGHUP handler is installed
         (root / "run" / "station.pid").write_text(str(station.pid))
         result = flash(bundle, options(root))
         assert result.ok

@@ -180,7 +180,7 @@ def export_onnx(spec: ModelSpec, out_dir: Path) -> dict[str, object]:
     """Export both FP32 encoders into ``out_dir``, gate them, and write a fresh ``manifest.json``.
 
     Args:
-        spec: Model settings (input size, blur, window, temperature).
+        spec: Model settings (input size, blur).
         out_dir: Artifact directory (created). Files appear atomically, only after their gates passed.
 
     Returns:

@@ -30,6 +30,14 @@ class SkuSection(Section):
             "(each frame is compared with its own view); auto: decided from the images."
         ),
     )
+    pixel_compare: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description=(
+            "Registered pixel-level comparison beside the feature comparison. auto: on unless the golden "
+            "images cannot show that parts are pixel-repeatable (a single golden part, or none registers "
+            "onto another, and bank_kind is not views); on/off: force it."
+        ),
+    )
     threshold: float | None = Field(
         default=None,
         gt=0,
@@ -56,6 +64,7 @@ class SkuSection(Section):
         return SkuSettings(
             top_k=self.top_k,
             bank_kind=self.bank_kind,
+            pixel_compare=self.pixel_compare,
             threshold_margin=self.threshold_margin,
             threshold=self.threshold,
             min_defect_area_px=area,

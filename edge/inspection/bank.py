@@ -37,6 +37,7 @@ class Calibration:
             ``self`` = the golden part itself under line perturbation, when it has no peer in the bank).
         outliers: golden images whose score is far above the others'; they do not set the threshold and
             the flash self-test refuses a bank that has any.
+        pixel_compare: whether the pixel-level map takes part in the verdict (see ``SkuSettings``).
 
     """
 
@@ -46,6 +47,7 @@ class Calibration:
     golden_scores: list[float] = field(default_factory=list)
     method: list[str] = field(default_factory=list)
     outliers: list[str] = field(default_factory=list)
+    pixel_compare: bool = True
 
 
 @dataclass

@@ -27,7 +27,6 @@ from edge.inspection.registration import (
     RegistrationSettings,
     register,
     scale_affine,
-    warp_features,
     warp_to_frame,
 )
 from edge.inspection.types import InspectionResult, Registration, Verdict
@@ -54,6 +53,9 @@ class SkuSettings:
         box_ratio: hysteresis ratio for box extent (box threshold = ratio x image threshold).
         box_padding: margin around each box as a fraction of the image's longer side (8 px at 640), so
             the operator sees the defect in its context, as inspectors draw boxes.
+        pixel_compare: use the registered pixel-level comparison beside the feature comparison: ``on``,
+            ``off`` or ``auto`` (on, unless the golden set cannot show that parts are pixel-repeatable: a
+            single golden part, or no golden part registers onto another, and the bank is not ``views``).
 
     """
 
@@ -64,6 +66,7 @@ class SkuSettings:
     min_defect_area_px: float = 12.0
     box_ratio: float = 0.5
     box_padding: float = 0.012
+    pixel_compare: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -272,10 +275,8 @@ class Inspector:
         lat["retrieve"] = (t1 - t0) * 1e3
 
         fine_h, fine_w = prepared.gray_fine.shape
-        reg_h, reg_w = prepared.gray_reg.shape
-        fine_ratio = fine_w / reg_w
+        fine_ratio = fine_w / prepared.gray_reg.shape[1]
         fh, fw = features.shape[-2:]
-        feat_ratio = (fw / reg_w, fh / reg_h)
         regs = [register(prepared.gray_reg, bank.gray_reg[i], cfg.registration) for i, _ in hits]
         best_q = max(r.quality for r in regs)
         limit = cfg.view_mismatch_ratio * (1.0 - best_q) + 0.02
@@ -298,7 +299,6 @@ class Inspector:
         opening = np.ones((cfg.min_defect_width_px,) * 2, np.uint8) if cfg.min_defect_width_px > 1 else None
         best: npt.NDArray[Any] = np.full((fine_h, fine_w), 255, np.uint8)
         covered: npt.NDArray[Any] = np.zeros((fine_h, fine_w), np.uint8)
-        compared: list[tuple[int, Registration]] = []
         for (idx, _), reg in zip(hits, regs, strict=True):
             m_fine = scale_affine(reg.matrix, fine_ratio, fine_ratio)
             tmpl = cv2.GaussianBlur(bank.gray_fine[idx], (0, 0), cfg.pixel_blur)
@@ -320,7 +320,6 @@ class Inspector:
                 diff = cv2.morphologyEx(diff, cv2.MORPH_OPEN, opening)
             best = cv2.min(best, cv2.bitwise_or(diff, cv2.bitwise_not(valid)))
             covered = cv2.bitwise_or(covered, valid)
-            compared.append((idx, reg))
         # The same holds at the frame's own edge: there the blur and tolerance windows see padding.
         covered[:margin, :] = 0
         covered[-margin:, :] = 0
@@ -332,24 +331,16 @@ class Inspector:
         t3 = time.perf_counter()
         lat["pixel_compare"] = (t3 - t2) * 1e3
 
-        warped_feats, warped_valid = [], []
-        for idx, reg in compared:
-            wf, wv = warp_features(
-                bank.features[idx].astype(np.float32), scale_affine(reg.matrix, feat_ratio, feat_ratio)
-            )
-            warped_feats.append(wf)
-            warped_valid.append(wv)
-        if warped_feats:
-            out = self.encoders.comparison.infer(
-                {
-                    "query": np.ascontiguousarray(features[None], dtype=np.float32),
-                    "templates": np.stack(warped_feats),
-                    "template_valid": np.stack(warped_valid),
-                }
-            )
-            anomaly = out["anomaly"][0, 0].astype(np.float32)
-        else:
-            anomaly = np.zeros((fh, fw), np.float32)
+        # Feature level: the comparison encoder attends over every location of the retrieved templates as
+        # enrolled (no warping: the search is position-free, so registration residue cannot show up here).
+        out = self.encoders.comparison.infer(
+            {
+                "query": np.ascontiguousarray(features[None], dtype=np.float32),
+                "templates": np.ascontiguousarray(bank.features[[i for i, _ in hits]], dtype=np.float32),
+                "template_valid": np.ones((len(hits), 1, fh, fw), np.float32),
+            }
+        )
+        anomaly = out["anomaly"][0, 0].astype(np.float32)
         feature = cv2.resize(anomaly, (fine_w, fine_h), interpolation=cv2.INTER_LINEAR)
         lat["feature_compare"] = (time.perf_counter() - t3) * 1e3
         return RawMaps(
@@ -363,7 +354,8 @@ class Inspector:
         )
 
     def _fused(self, raw: RawMaps, calib: Calibration) -> FloatMap:
-        return fuse(raw.feature, raw.pixel, calib.feature_scale, calib.pixel_scale, self.settings.fusion)
+        pixel_scale = calib.pixel_scale if calib.pixel_compare else None
+        return fuse(raw.feature, raw.pixel, calib.feature_scale, pixel_scale, self.settings.fusion)
 
     # ------------------------------------------------------------- calibration
     def calibrate(
@@ -385,6 +377,10 @@ class Inspector:
         if sku_cfg.bank_kind not in ("auto", "instances", "views"):
             raise InspectionError(
                 f"SKU '{bank.sku}': bank_kind '{sku_cfg.bank_kind}' is not auto/instances/views"
+            )
+        if sku_cfg.pixel_compare not in ("auto", "on", "off"):
+            raise InspectionError(
+                f"SKU '{bank.sku}': pixel_compare '{sku_cfg.pixel_compare}' is not auto/on/off"
             )
 
         def encoded(image: npt.NDArray[Any]) -> tuple[PreparedImage, FloatMap, FloatMap]:
@@ -433,11 +429,17 @@ class Inspector:
         unseen = not instances and sku_cfg.bank_kind != "views"
         floor = cfg.min_contrast_unseen if unseen else cfg.min_contrast
         pixel_scale = max(pixel_scale, floor * float(hi - lo))
+        # Pixel differences mean something only between parts that are pixel-repeatable. Unseen, that
+        # cannot be known, and one template cannot show every pose or shape variation of a part (measured:
+        # bottle 1-shot AUROC 0.976 with the pixel map, 0.998 without): the position-free feature
+        # comparison decides alone, unless the engineer asks for the pixel comparison.
+        use_pixel = sku_cfg.pixel_compare == "on" or (sku_cfg.pixel_compare == "auto" and not unseen)
         calib = Calibration(
             feature_scale=max(feature_scale, 1e-3),
             pixel_scale=max(pixel_scale, 1e-3),
             threshold=1.0,
             method=methods,
+            pixel_compare=use_pixel,
         )
         scores = [image_score(self._fused(r, calib), r.valid) for r in raws]
         calib.golden_scores = [round(s, 4) for s in scores]

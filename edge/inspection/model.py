@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,41 @@ FEATURE_CHANNELS = 152
 FEATURE_STRIDE = 8
 
 
+#: Modules whose code defines the exported graphs.
+GRAPH_MODULES = ("backbone.py", "encoder.py", "comparison.py")
+
+
+def code_sha256(sources: Iterable[tuple[str, str]]) -> str:
+    """Hash of Python sources ``(name, text)`` by their syntax tree: comments and docstrings left out."""
+    digest = hashlib.sha256()
+    for name, text in sources:
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (
+                isinstance(body, list)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                body[0] = ast.Pass()
+        digest.update(name.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def graph_code_sha256() -> str:
+    """Hash of the code that defines the encoders' graphs (:data:`GRAPH_MODULES`).
+
+    Part of the model id: a change to what the encoders compute must never meet artifacts or golden banks
+    made by the old code under the same id (they would be reused silently), while an edit to comments or
+    documentation must not invalidate a station's banks.
+    """
+    here = Path(__file__).parent
+    return code_sha256((name, (here / name).read_text(encoding="utf-8")) for name in GRAPH_MODULES)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything that changes the encoders' outputs; its hash (with the weights) keys artifacts and banks.
@@ -27,15 +65,11 @@ class ModelSpec:
         blur_sigma: Gaussian pre-smoothing inside the encoder (input pixels); frozen features are fragile to
             sensor noise and blur, smoothing both frame and template before encoding evens that out
             (measured: bottle image AUROC under line nuisance 0.93 at sigma 1, 0.998 at sigma 2, clean 1.0).
-        window: side of the local cross-attention window (feature cells) in the comparison encoder.
-        temperature: softmax temperature of the cross-attention.
 
     """
 
     input_size: tuple[int, int] = (320, 320)
     blur_sigma: float = 2.0
-    window: int = 3
-    temperature: float = 0.02
 
     @property
     def feature_size(self) -> tuple[int, int]:
@@ -43,8 +77,10 @@ class ModelSpec:
         return (self.input_size[0] // FEATURE_STRIDE, self.input_size[1] // FEATURE_STRIDE)
 
     def model_id(self, weights_sha256: str) -> str:
-        """Short stable id of (weights, spec): names artifacts and keys golden banks."""
-        blob = json.dumps({"weights": weights_sha256, **asdict(self)}, sort_keys=True).encode()
+        """Short stable id of (weights, spec, graph code): names artifacts and keys golden banks."""
+        blob = json.dumps(
+            {"weights": weights_sha256, "graph": graph_code_sha256(), **asdict(self)}, sort_keys=True
+        ).encode()
         return "lite0-" + hashlib.sha256(blob).hexdigest()[:12]
 
     def vision_inputs(self) -> tuple[TensorSpec, ...]:
@@ -103,7 +139,7 @@ def torch_modules(spec: ModelSpec) -> tuple[object, object]:
     from edge.inspection.encoder import VisionEncoder
 
     vision = VisionEncoder(input_size=spec.input_size, blur_sigma=spec.blur_sigma).eval()
-    comparison = ComparisonEncoder(window=spec.window, temperature=spec.temperature).eval()
+    comparison = ComparisonEncoder().eval()
     return vision, comparison
 
 

@@ -12,13 +12,19 @@ FloatMap = npt.NDArray[np.float32]
 FUSIONS = ("max", "mean", "geo")
 
 
-def fuse(feature: FloatMap, pixel: FloatMap, feature_scale: float, pixel_scale: float, mode: str) -> FloatMap:
+def fuse(
+    feature: FloatMap, pixel: FloatMap, feature_scale: float, pixel_scale: float | None, mode: str
+) -> FloatMap:
     """Combine the two normalised maps (1.0 = a high but normal value on golden parts).
 
     ``max``: a defect seen by either comparison counts; ``mean``: both must agree somewhat; ``geo``:
-    geometric mean, each map gates the other.
+    geometric mean, each map gates the other. ``pixel_scale=None``: the pixel map is not used.
     """
+    if mode not in FUSIONS:
+        raise ValueError(f"unknown fusion '{mode}' (expected one of {FUSIONS})")
     zf = feature / max(feature_scale, 1e-6)
+    if pixel_scale is None:
+        return np.asarray(zf, dtype=np.float32)
     zp = pixel / max(pixel_scale, 1e-6)
     if mode == "max":
         out = np.maximum(zf, zp)

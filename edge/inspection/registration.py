@@ -223,32 +223,3 @@ def valid_mask(
     """Frame pixels that the warped template actually covers."""
     ones = np.full(template_shape, 255, np.uint8)
     return warp_to_frame(ones, matrix, size, cv2.INTER_NEAREST) > 0
-
-
-def warp_features(
-    features: npt.NDArray[np.float32], matrix: Affine
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Bilinearly resample a ``[C, h, w]`` feature map with a frame->template map in feature-grid units.
-
-    OpenCV's warps take at most 4 channels, so the map is warped 4 channels at a time (5x faster than a
-    numpy gather at C=152) and re-normalised, since interpolating unit vectors shortens them.
-
-    Returns:
-        (warped ``[C, h, w]``, valid ``[1, h, w]`` as float32 0/1).
-
-    """
-    c, h, w = features.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    sx = matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]
-    sy = matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
-    valid = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)
-    hwc = np.ascontiguousarray(features.transpose(1, 2, 0), dtype=np.float32)
-    out = np.empty_like(hwc)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    for i in range(0, c, 4):
-        chunk = np.ascontiguousarray(hwc[:, :, i : i + 4])
-        warped = cv2.warpAffine(chunk, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        out[:, :, i : i + 4] = warped.reshape(h, w, -1)
-    chw = out.transpose(2, 0, 1)
-    chw = chw / np.maximum(np.linalg.norm(chw, axis=0, keepdims=True), 1e-6)
-    return np.ascontiguousarray(chw, dtype=np.float32), valid.reshape(1, h, w).astype(np.float32)

@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from edge.inspection.registration import identity, register, scale_affine, warp_features, warp_to_frame
+from edge.inspection.registration import register, scale_affine, warp_to_frame
 from edge.inspection.synthetic import make_part
 
 
@@ -41,14 +41,3 @@ def test_scale_affine_roundtrip() -> None:
     m = np.array([[0.99, -0.02, 3.0], [0.02, 0.99, -1.5]])
     back = scale_affine(scale_affine(m, 0.5, 0.5), 2.0, 2.0)
     np.testing.assert_allclose(back, m, atol=1e-9)
-
-
-def test_warp_features_shifts_by_whole_cells() -> None:
-    rng = np.random.default_rng(0)
-    feats = rng.normal(size=(8, 10, 12)).astype(np.float32)
-    feats /= np.linalg.norm(feats, axis=0, keepdims=True)
-    m = identity()
-    m[0, 2] = 2.0  # frame x samples template x + 2
-    warped, valid = warp_features(feats, m)
-    np.testing.assert_allclose(warped[:, :, :10], feats[:, :, 2:], atol=1e-5)
-    assert valid[0, :, :10].all() and not valid[0, :, 11:].any()

@@ -40,6 +40,7 @@ class SkuReport:
     golden_scores: list[float] = field(default_factory=list)
     defect_scores: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     cached: bool = False
     cache_key: str = ""
 
@@ -139,6 +140,12 @@ def build_banks(
                     "self-test: golden image(s) unlike the others (a defect in the golden set, or no real "
                     f"peer): {', '.join(bank.calibration.outliers)}"
                 )
+            if sku.bank_kind != "views" and all(m == "self" for m in bank.calibration.method):
+                sku_report.warnings.append(
+                    f"threshold calibrated without part-to-part variation ({len(golden)} golden image(s), "
+                    "none registers onto another): good parts that differ more than the line's nuisance "
+                    "will be flagged NG; enroll several different good parts"
+                )
             _self_test(inspector, sku.id, defects, sku_report, cv2)
             bank.save(target)
         except Exception as exc:  # the core raises several types; any of them fails this SKU, clearly
@@ -150,6 +157,8 @@ def build_banks(
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(target, tmp)
             tmp.replace(cached)
+        for warning in sku_report.warnings:
+            log.warning("SKU %s: %s", sku.id, warning)
         report.skus.append(sku_report)
     return report
 

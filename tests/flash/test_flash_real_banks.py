@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 import yaml
 
@@ -73,6 +74,7 @@ def test_flash_builds_calibrates_self_tests_and_caches(
     report = __import__("json").loads((state.slot_dir / "bank_report.json").read_text())
     plate = report["skus"][0]
     assert plate["cached"] is False
+    assert plate["warnings"] == []  # four different good parts: part-to-part variation was measured
     assert max(plate["golden_scores"]) <= plate["threshold"] < min(plate["defect_scores"])
 
     second = run(make_config(tmp_path / "bundle", sku_dir, "v2.yaml"), root, encoders)
@@ -91,3 +93,24 @@ def test_self_test_failure_from_the_real_core_aborts(
     result = run(config, root, encoders)
     assert result.result == "aborted"
     assert "self-test" in result.reason and "golden image(s) score above the threshold" in result.reason
+
+
+@pytest.mark.slow
+def test_golden_parts_without_peers_flash_with_a_warning(
+    tmp_path: Path, sku_dir: Path, encoders: Encoders
+) -> None:
+    root = tmp_path / "station"
+    config = make_config(tmp_path / "bundle", sku_dir)
+    # Two golden images that do not register onto each other (the second is the first in negative): the
+    # golden set shows no part-to-part variation.
+    first, second, *rest = sorted((tmp_path / "bundle" / "golden").iterdir())
+    for extra in rest:
+        extra.unlink()
+    cv2.imwrite(str(second), 255 - cv2.imread(str(first)))
+    result = run(config, root, encoders)
+    assert result.ok, result.reason
+    state = load_active_config(root)
+    assert isinstance(state, ActiveConfig)
+    plate = __import__("json").loads((state.slot_dir / "bank_report.json").read_text())["skus"][0]
+    assert plate["images"] == 2
+    assert any("without part-to-part variation" in w for w in plate["warnings"]), plate

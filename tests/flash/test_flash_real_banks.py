@@ -106,7 +106,9 @@ def test_golden_parts_without_peers_flash_with_a_warning(
     first, second, *rest = sorted((tmp_path / "bundle" / "golden").iterdir())
     for extra in rest:
         extra.unlink()
-    cv2.imwrite(str(second), 255 - cv2.imread(str(first)))
+    image = cv2.imread(str(first))
+    assert image is not None
+    cv2.imwrite(str(second), cv2.bitwise_not(image))
     result = run(config, root, encoders)
     assert result.ok, result.reason
     state = load_active_config(root)

@@ -145,9 +145,11 @@ class ConsoleView:
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id="edge-demo-view", protocol=mqtt.MQTTv5
         )
+        self.subscribed = threading.Event()  # set once the broker granted the subscriptions
         self._client.on_connect = lambda c, *_: c.subscribe(
             [(f"{topic_root}/verdict", 1), (f"{topic_root}/state", 1)]
         )
+        self._client.on_subscribe = lambda *_: self.subscribed.set()
         self._client.on_message = self._on_message
         self._client.connect(host, port)
         self._client.loop_start()

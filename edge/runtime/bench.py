@@ -1,7 +1,7 @@
 """End-to-end benchmark: replay at increasing rates through the whole station to a subscriber.
 
 For each rate the station runs in this process (exactly as ``edge run``: outbox with fsync, MQTT QoS 1,
-local Mosquitto), a subscriber records every verdict, and we report:
+local Mosquitto), a subscriber in its own process (as a PLC would be) records every verdict, and we report:
 
 * ``sustained_pps``: OK/NG verdicts per second over the measured window (parts actually inspected);
 * ``not_inspected``: parts the station could not keep up with (explicit NOT_INSPECTED verdicts);
@@ -16,8 +16,10 @@ Latency includes queueing: above the sustainable rate the queue is full and e2e 
 
 from __future__ import annotations
 
-import io
+import json
 import logging
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -39,6 +41,32 @@ def _pcts(values: Sequence[float]) -> dict[str, float | None]:
         return {"p50": None, "p99": None}
     p50, p99 = np.percentile(np.asarray(values, dtype=np.float64), [50, 99])
     return {"p50": round(float(p50), 1), "p99": round(float(p99), 1)}
+
+
+def _start_subscriber(host: str, port: int, topic_root: str, out: Path) -> subprocess.Popen[str]:
+    """Start the subscriber process (:mod:`edge.runtime.bench_subscriber`) and wait until it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.runtime.bench_subscriber", host, str(port), topic_root, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"the benchmark subscriber did not subscribe (exit {proc.wait()})")
+    return proc
+
+
+def _stop_subscriber(proc: subprocess.Popen[str], out: Path) -> dict[str, tuple[float, dict[str, Any]]]:
+    """Stop the subscriber; what it received: ``{part_id: (received epoch s, verdict body)}``."""
+    proc.terminate()
+    code = proc.wait(30)
+    if proc.stdout is not None:
+        proc.stdout.close()
+    if code != 0:
+        raise RuntimeError(f"the benchmark subscriber failed (exit {proc.returncode})")
+    data = json.loads(out.read_text())
+    return {pid: (float(at), body) for pid, (at, body) in data.items()}
 
 
 def bench_end_to_end(
@@ -64,7 +92,7 @@ def bench_end_to_end(
         One dict per rate (see the module docstring for the fields).
 
     """
-    from edge.demo import ConsoleView, epoch, prepare_demo
+    from edge.demo import epoch, prepare_demo
     from edge.runtime.app import RunOptions, StationApp
     from edge.runtime.broker import LocalBroker
 
@@ -77,9 +105,8 @@ def bench_end_to_end(
         with LocalBroker(workdir / "broker") as broker:
             for rate in rates:
                 workspace = prepare_demo(workdir / "station", broker=(broker.host, broker.port), fps=rate)
-                view = ConsoleView(
-                    broker.host, broker.port, workspace.topic_root, out=io.StringIO(), quiet=True
-                )
+                received_file = workdir / f"received-{rate}.json"
+                subscriber = _start_subscriber(broker.host, broker.port, workspace.topic_root, received_file)
                 app = StationApp(
                     RunOptions(
                         config=workspace.config,
@@ -102,13 +129,13 @@ def bench_end_to_end(
                 app.request_stop("benchmark done")
                 runner.join(60)
                 time.sleep(0.5)
-                view.close()
+                received = _stop_subscriber(subscriber, received_file)
                 if app.safe_mode is not None:
                     raise RuntimeError(f"station in safe mode: {app.safe_mode.reason}")
                 lo, hi = t0 + warmup_s, t0 + warmup_s + seconds
                 window = [
-                    (body, view.received_at[pid])
-                    for pid, body in view.verdicts.items()
+                    (body, at)
+                    for at, body in received.values()
                     if body.get("frame_ts") and lo <= epoch(body["frame_ts"]) < hi
                 ]
                 inspected = [(b, r) for b, r in window if b["verdict"] in ("OK", "NG")]

@@ -106,6 +106,9 @@ class OutboxPump:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            # Clear before working, never after waiting: a wake-up that arrives while this pass runs then
+            # triggers the next pass at once instead of being wiped out (and the message waiting a poll).
+            self._wake.clear()
             try:
                 self._retire_acknowledged()
                 self._hand_over()
@@ -114,7 +117,6 @@ class OutboxPump:
                 log.exception("outbox pump error (will retry)")
                 self._stop.wait(1.0)
             self._wake.wait(self._idle_poll_s)
-            self._wake.clear()
         self._retire_acknowledged()
 
     def _retire_acknowledged(self) -> None:

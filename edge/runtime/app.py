@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +67,9 @@ from edge.runtime.reload import ReloadRequests, remove_pid_file, request_file, w
 from edge.runtime.watchdog import WatchdogSettings
 
 log = logging.getLogger(__name__)
+
+#: Interpreter switch interval while the station runs (see StationApp.run).
+SWITCH_INTERVAL_S = 0.0005
 
 Outcome = Literal["stop", "reload"]
 
@@ -173,6 +177,11 @@ class StationApp:
     def run(self) -> int:
         """Run until stopped; returns the process exit code (0: clean stop, also from safe mode)."""
         previous = self.init_signals()
+        # A verdict crosses three threads on its way out (worker -> publisher -> MQTT network loop); each
+        # handoff may wait for the interpreter lock as long as the switch interval while an inspection
+        # thread runs Python code. The default 5 ms made the publishing path's p99 several times its p50.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
         if self.options.root is not None:
             self.parts.pid_file = write_pid_file(self.options.root)
         deadline = None if self.options.duration_s is None else time.monotonic() + self.options.duration_s
@@ -188,6 +197,7 @@ class StationApp:
                 self.review.stop()
                 self.review = None
             self.restore_signals(previous)
+            sys.setswitchinterval(switch_interval)
             if self.parts.pid_file is not None:
                 remove_pid_file(self.parts.pid_file)
         return 0

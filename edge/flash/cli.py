@@ -51,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--hooks-dir", type=Path, help=f"firmware hooks folder (default ${ENV_HOOKS_DIR})")
     p.add_argument("--hook-timeout", type=float, default=60.0, help="seconds per hook (default 60)")
     p.add_argument("--allow", type=Path, action="append", default=[], help="extra allowed data root")
+    p.add_argument(
+        "--confirm-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a running station has to confirm the new config before rollback (default 120)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         hook_timeout_s=args.hook_timeout,
         extra_roots=tuple(args.allow),
+        confirm_timeout_s=args.confirm_timeout,
     )
     return _report(flash(Path(args.target), options), args.json)
 

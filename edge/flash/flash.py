@@ -29,7 +29,7 @@ from edge.config.signing import SignatureError, load_trusted_keys, signature_pat
 from edge.flash.banks import BankReport, build_banks
 from edge.flash.hooks import HookContext, HookReport, run_hooks
 from edge.flash.journal import Journal, now, who
-from edge.flash.reload import request_reload
+from edge.flash.reload import ReloadRequest, request_reload, station_outcome
 from edge.flash.slots import CONFIG_NAME, SlotError, StationRoot, write_json_durable
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class FlashOptions:
         env: Environment for ``{env: NAME}`` secrets (default ``os.environ``).
         bank_builder: Replaces :func:`build_banks` (fault injection in tests).
         load_producer: Load the GenTL producer during resolve.
+        confirm_timeout_s: How long a running station has to confirm that it runs the new config (load
+            banks and model, start the pipeline) before the flash rolls back.
 
     """
 
@@ -78,6 +80,7 @@ class FlashOptions:
     env: Mapping[str, str] | None = None
     bank_builder: BankBuilder | None = None
     load_producer: bool = True
+    confirm_timeout_s: float = 120.0
 
 
 @dataclass
@@ -270,7 +273,22 @@ class _Flash:
         self.switched = True
 
         self.step("reload")
-        self.hooks.append({"event": "reload", "detail": self._reload("flash")})
+        request = self._reload("flash")
+        self.hooks.append({"event": "reload", "detail": request.detail})
+        if request.signalled_pid is not None:
+            # Commit only what the line really runs: a station that refuses the new config keeps the old
+            # one in memory, and would boot into the new one (and fail) at its next restart.
+            self.step("station confirms")
+            problem = station_outcome(
+                self.opt.root,
+                flash_id=self.result.flash_id,
+                config_hash=self.result.config_hash,
+                pid=request.signalled_pid,
+                timeout_s=self.opt.confirm_timeout_s,
+            )
+            self.hooks.append({"event": "station", "detail": problem or "runs the new config"})
+            if problem is not None:
+                raise FlashError("station", problem)
 
         context = HookContext(
             **{**context.__dict__, "config_path": str(self.store.slot_path(target) / CONFIG_NAME)}
@@ -300,7 +318,7 @@ class _Flash:
             raise FlashError(f"{event} hook", report.failure())
         return report
 
-    def _reload(self, why: str) -> str:
+    def _reload(self, why: str) -> ReloadRequest:
         current = self.store.current_name()
         try:
             hash_ = self.store.current().config_hash if current else ""
@@ -315,7 +333,7 @@ class _Flash:
         self.step(f"rollback to {previous or 'no config'}")
         try:
             self.store.activate(previous)
-            self.hooks.append({"event": "reload", "detail": self._reload("rollback")})
+            self.hooks.append({"event": "reload", "detail": self._reload("rollback").detail})
         except OSError as exc:  # pragma: no cover - a failing disk; journaled, nothing more we can do
             self.result.reason += f"; rollback failed: {exc}"
             return

@@ -45,6 +45,7 @@ from edge.config.render import config_hash
 from edge.config.resolve import ResolvedConfig, default_allowed_roots, load_and_resolve
 from edge.config.safe_mode import SafeMode, load_active_config
 from edge.config.station import StationSection
+from edge.flash.reload import read_reload_request, write_station_status
 from edge.inspection.bank import SkuBank
 from edge.inspection.inspector import Inspector
 from edge.inspection.model import Encoders, ModelSpec, load_encoders
@@ -158,6 +159,7 @@ class StationApp:
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         self.reloads = ReloadRequests(request_file(options.root) if options.root else None)
+        self._request_id: str | None = None  # flash id of the last reload request acted on
         self._stop = threading.Event()
         self._stop_reason = "station stopped"
         self._encoders: Encoders | None = None
@@ -184,6 +186,7 @@ class StationApp:
         sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
         if self.options.root is not None:
             self.parts.pid_file = write_pid_file(self.options.root)
+            self._note_request()
         deadline = None if self.options.duration_s is None else time.monotonic() + self.options.duration_s
         try:
             while not self._stop.is_set():
@@ -413,6 +416,7 @@ class StationApp:
         self.start_metrics(metrics, mqtt)
         self.start_review(boot, pipeline)
         self.start_pipeline(pipeline)
+        self._write_status("online", config_hash=boot.config_hash)
         outcome = self.wait(pipeline)
         self.stop(self._stop_reason if outcome == "stop" else "reloading config")
         return outcome
@@ -496,9 +500,12 @@ class StationApp:
             reason = self.reloads.take()
             if reason is None:
                 continue
+            self._note_request()
             candidate = self.init_config()
             if isinstance(candidate, SafeMode) and pipeline is not None:
                 log.error("reload (%s) refused, keeping the running config: %s", reason, candidate.reason)
+                assert self.boot is not None
+                self._write_status("online", config_hash=self.boot.config_hash, refused=candidate.reason)
                 continue
             return "reload"
         return "stop"
@@ -547,6 +554,7 @@ class StationApp:
         self.init_metrics(lambda: {"safe_mode": 1.0})
         self.start_mqtt(mqtt)
         mqtt.publish_ready(ReadyPayload(ready=False, sku=None, reason=f"safe mode: {safe.reason}"))
+        self._write_status("safe_mode", config_hash=boot.config_hash if boot else None, reason=safe.reason)
         self.started.set()
         if self.options.on_started is not None:
             self.options.on_started(self)
@@ -555,6 +563,21 @@ class StationApp:
         return outcome
 
     # -- helpers -------------------------------------------------------------------------------------------
+
+    def _note_request(self) -> None:
+        """Remember which flash's reload request the station acts on (echoed in its status record)."""
+        if self.options.root is not None:
+            request = read_reload_request(self.options.root)
+            self._request_id = str(request.get("flash_id")) if request else None
+
+    def _write_status(self, status: str, **fields: Any) -> None:
+        """Record what the station now runs for ``edge flash`` (station root only; see edge.flash.reload)."""
+        if self.options.root is None:
+            return
+        try:
+            write_station_status(self.options.root, {"status": status, "request": self._request_id, **fields})
+        except OSError as exc:  # the flash then times out and rolls back; the line keeps running
+            log.error("cannot write the station status record: %s", exc)
 
     def _review_snapshot(self) -> StationSnapshot:
         """What the review UI's status page shows."""

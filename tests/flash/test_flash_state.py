@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,30 +200,83 @@ def test_secrets_never_reach_journal_hooks_or_output(
     assert "***" in (root / "journal.jsonl").read_text()  # the snooping hook's output was redacted
 
 
-def test_reload_signals_a_running_station(bundle: Path, root: Path) -> None:
-    (root / "run").mkdir(parents=True)
-    station = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import signal,sys,time; signal.signal(signal.SIGHUP, lambda *a: sys.exit(42)); "
-            "print('ready', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert station.stdout is not None
-        assert station.stdout.readline().strip() == "ready"  # its SIGHUP handler is installed
-        (root / "run" / "station.pid").write_text(str(station.pid))
-        result = flash(bundle, options(root))
-        assert result.ok
-        assert station.wait(timeout=5) == 42
-        assert f"SIGHUP sent to station pid {station.pid}" in json.dumps(journal(root)[-1]["hooks"])
-    finally:
-        if station.poll() is None:
-            station.send_signal(signal.SIGKILL)
-            station.wait()
+#: A stand-in station process that follows the reload protocol of edge.flash.reload: on SIGHUP it reads the
+#: request and records either that it runs the requested config or (fault injection) that it refused it.
+STANDIN_STATION = """
+import signal, sys, time
+from pathlib import Path
+from edge.flash.reload import read_reload_request, write_station_status
+root, mode = Path(sys.argv[1]), sys.argv[2]
+def on_hup(*_):
+    request = read_reload_request(root)
+    if mode == "accept":
+        write_station_status(root, {"status": "online", "config_hash": request["config_hash"],
+                                    "request": request["flash_id"]})
+    elif mode == "refuse":
+        write_station_status(root, {"status": "online", "config_hash": "old", "request": request["flash_id"],
+                                    "refused": "camera.replay.dir: not found"})
+signal.signal(signal.SIGHUP, on_hup)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def station(root: Path) -> Iterator[Callable[[str], subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(mode: str) -> subprocess.Popen[str]:
+        (root / "run").mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", STANDIN_STATION, str(root), mode],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        procs.append(proc)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"  # its SIGHUP handler is installed
+        (root / "run" / "station.pid").write_text(str(proc.pid))
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_flash_commits_once_the_running_station_confirms_the_new_config(
+    bundle: Path, root: Path, station: Callable[[str], subprocess.Popen[str]]
+) -> None:
+    proc = station("accept")
+    result = flash(bundle, options(root))
+    assert result.ok, result.reason
+    hooks = json.dumps(journal(root)[-1]["hooks"])
+    assert f"SIGHUP sent to station pid {proc.pid}" in hooks and "runs the new config" in hooks
+
+
+def test_flash_rolls_back_when_the_running_station_refuses_the_new_config(
+    bundle: Path, root: Path, station: Callable[[str], subprocess.Popen[str]]
+) -> None:
+    first = flash(bundle, options(root))  # no station yet: committed without confirmation
+    assert first.ok
+    station("refuse")
+    other = variant(bundle, "v2.yaml", skus=[{"id": "widget", "golden_dir": "golden/widget", "top_k": 2}])
+    result = flash(other, options(root))
+    assert result.result == "rolled_back"
+    assert "station: the station refused the new config" in result.reason and "not found" in result.reason
+    assert active(root).config_hash == first.config_hash
+
+
+def test_flash_rolls_back_when_the_running_station_does_not_answer(
+    bundle: Path, root: Path, station: Callable[[str], subprocess.Popen[str]]
+) -> None:
+    assert flash(bundle, options(root)).ok
+    station("silent")
+    other = variant(bundle, "v2.yaml", skus=[{"id": "widget", "golden_dir": "golden/widget", "top_k": 2}])
+    result = flash(other, options(root, confirm_timeout_s=1.0))
+    assert result.result == "rolled_back" and "did not confirm the new config within 1 s" in result.reason
 
 
 def test_concurrent_flash_is_refused(bundle: Path, root: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import yaml
 from fixtures.mosquitto import MosquittoBroker
 from fixtures.mqtt_subscriber import Subscriber
 
+from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.flash.flash import FlashOptions, flash
 from edge.inspection.model import ModelSpec, default_artifact_dir, onnx_encoders
 from edge.mqtt import Outbox
 from runtime.conftest import write_parts
@@ -156,3 +159,68 @@ def test_invalid_config_enters_safe_mode_and_keeps_serving(
     assert proc.wait(30) == 0
     assert wait_state(sub, "offline", 10, log)
     sub.close()
+
+
+@pytest.mark.slow
+def test_flash_onto_a_running_station_commits_what_it_runs_and_rolls_back_what_it_refuses(
+    tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGE_ALLOWED_ROOTS", str(artifact_dir))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    first_config = station_config(bundle, mosquitto, artifact_dir)
+    root = tmp_path / "station"
+    first = flash(first_config, FlashOptions(root=root, hooks_dir=None))
+    assert first.ok, first.reason
+
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    log = tmp_path / "station.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "run", "--root", str(root), "--no-metrics"],
+            cwd=REPO,
+            env=dict(os.environ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert wait_state(sub, "online", 120, log)["config"]["hash"] == first.config_hash
+
+        # A new config the station can run: the flash commits once the station says it runs it.
+        data = yaml.safe_load(first_config.read_text())
+        data["camera"]["replay"]["fps"] = 4
+        second_config = bundle / "second.yaml"
+        second_config.write_text(yaml.safe_dump(data))
+        second = flash(second_config, FlashOptions(root=root, hooks_dir=None))
+        assert second.ok, second.reason
+        assert "station confirms" in second.steps
+
+        def runs_second(messages: list[Any]) -> bool:
+            return any(
+                body["status"] == "online" and body["config"]["hash"] == second.config_hash
+                for body in (m.json() for m in messages if m.topic == f"{ROOT}/state")
+            )
+
+        assert sub.wait_for(runs_second, 30), states(sub)
+
+        # A config whose replay folder is gone by the time the station loads it (a pre-flash hook removes
+        # it): the station refuses it and keeps running; the flash rolls back instead of committing.
+        shutil.copytree(bundle / "replay", bundle / "replay-gone")
+        data["camera"]["replay"]["dir"] = "replay-gone"
+        third_config = bundle / "third.yaml"
+        third_config.write_text(yaml.safe_dump(data))
+        hooks = tmp_path / "hooks" / "pre-flash.d"
+        hooks.mkdir(parents=True)
+        (hooks / "10-remove-replay").write_text(f"#!/bin/sh\nrm -rf '{bundle / 'replay-gone'}'\n")
+        (hooks / "10-remove-replay").chmod(0o755)
+        third = flash(third_config, FlashOptions(root=root, hooks_dir=hooks.parent))
+        assert third.result == "rolled_back", third.reason
+        assert "refused the new config" in third.reason and "replay" in third.reason
+        active = load_active_config(root)
+        assert isinstance(active, ActiveConfig) and active.config_hash == second.config_hash
+        assert proc.poll() is None, log.read_text()[-3000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        sub.close()

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from edge.engines.artifacts import Encoder, Precision, onnx_file
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
-from edge.engines.parity import Tolerance, compare
+from edge.engines.parity import ParityError, Tolerance, compare
 from edge.inspection.model import ModelSpec, weights_sha256
 from export.calibration import CalibrationSet
 from export.fp16 import convert_fp16
@@ -31,7 +31,7 @@ from export.gates import (
 )
 from export.manifest import Manifest, verify_manifest, write_manifest
 from export.onnx_export import example_comparison, example_vision, export_onnx
-from export.quantize import ORT_INT8, TRT_INT8, quantize_vision
+from export.quantize import ORT_INT8, TRT_INT8, QdqFlavour, quantize_vision
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,16 @@ def export_int8(
         names = []
         for flavour in (ORT_INT8, TRT_INT8):
             name = onnx_file("vision", "int8", flavour.target)
-            quantize_vision(out_dir / onnx_file("vision"), tmp_dir / name, calibration.calibrate, flavour)
-            figures = feature_cosine_gate(
-                reference, OnnxRuntimeRunner(tmp_dir / name), calibration.held_out, name, gate
-            )
+
+            def attempt(extra: int, flavour: QdqFlavour = flavour, name: str = name) -> dict[str, object]:
+                quantize_vision(
+                    out_dir / onnx_file("vision"), tmp_dir / name, calibration.calibrate, flavour, extra
+                )
+                return feature_cosine_gate(
+                    reference, OnnxRuntimeRunner(tmp_dir / name), calibration.held_out, name, gate
+                )
+
+            figures = _fewest_float_convs(attempt)
             figures["calibration_sha256"] = calibration.sha256
             report[name] = figures
             names.append(name)
@@ -97,6 +103,55 @@ def export_int8(
     write_manifest(out_dir, manifest)
     log.info("INT8 vision encoders gated and installed in %s: %s", out_dir, report)
     return dict(report)
+
+
+#: Largest number of further convolutions the INT8 fallback keeps in float before it gives up.
+MAX_EXTRA_FLOAT_CONVS = 16
+
+
+def _fewest_float_convs(attempt: Callable[[int], dict[str, object]]) -> dict[str, object]:
+    """Gate figures of the passing model with the fewest extra float convolutions (``extra_float_convs``).
+
+    ``attempt(n)`` quantizes with ``n`` extra float convolutions into the output file and gates it (raising
+    :class:`ParityError` on a miss). Tries 0, 1, 2, 4, ... then bisects between the last miss and the first
+    pass; the file left behind is always the model the returned figures describe.
+    """
+    last: tuple[int, dict[str, object] | None] = (0, None)
+
+    def tried(n: int) -> dict[str, object] | None:
+        nonlocal last
+        try:
+            figures = attempt(n)
+        except ParityError:
+            last = (n, None)
+            return None
+        last = (n, figures)
+        return figures
+
+    first = tried(0)
+    if first is not None:
+        return {**first, "extra_float_convs": 0}
+    miss, hit = 0, 1
+    while tried(hit) is None:
+        miss, hit = hit, hit * 2
+        if hit > MAX_EXTRA_FLOAT_CONVS:
+            try:
+                attempt(0)
+            except ParityError as exc:  # report the fully quantized model's own figures
+                raise ParityError(
+                    f"{exc} (and with up to {MAX_EXTRA_FLOAT_CONVS} more convolutions kept in float)"
+                ) from None
+            raise ParityError("INT8 gate: inconsistent results between identical quantizations")
+    while hit - miss > 1:
+        mid = (miss + hit) // 2
+        if tried(mid) is None:
+            miss = mid
+        else:
+            hit = mid
+    figures = last[1] if last[0] == hit else tried(hit)
+    assert figures is not None  # `hit` passed before; quantization is deterministic
+    log.warning("INT8 gate missed with every convolution quantized; passes with %d more in float", hit)
+    return {**figures, "extra_float_convs": hit}
 
 
 def export_fp16(spec: ModelSpec, out_dir: Path) -> dict[str, object]:

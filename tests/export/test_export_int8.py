@@ -149,3 +149,31 @@ def test_int8_on_real_golden_images_passes_the_gate(artifacts: Path, tmp_path: P
     assert float(figures["mean_feature_cosine"]) >= INT8_GATE.mean_feature
     manifest = load_manifest(directory)
     assert manifest.calibration is not None and manifest.calibration["source"] == str(BOTTLE)
+
+
+def test_fallback_keeps_the_fewest_extra_convolutions_in_float_and_leaves_that_model() -> None:
+    from export.pipeline import MAX_EXTRA_FLOAT_CONVS, _fewest_float_convs
+
+    for needed in (1, 3, 5, 16):
+        tried: list[int] = []
+
+        def attempt(n: int, needed: int = needed, tried: list[int] = tried) -> dict[str, object]:
+            tried.append(n)
+            if n < needed:
+                raise ParityError(f"mean_feature_cosine too low with {n}")
+            return {"mean_feature_cosine": 0.99, "n": n}
+
+        figures = _fewest_float_convs(attempt)
+        assert figures["extra_float_convs"] == needed and figures["n"] == needed
+        assert tried[-1] == needed, "the file left behind must be the model the figures describe"
+    with pytest.raises(ParityError, match=rf"with 0 \(and with up to {MAX_EXTRA_FLOAT_CONVS} more"):
+        _fewest_float_convs(
+            lambda n: (_ for _ in ()).throw(ParityError(f"mean_feature_cosine too low with {n}"))
+        )
+
+
+def test_fallback_float_convolutions_follow_the_first_block(artifacts: Path) -> None:
+    fp32 = onnx.load(str(artifacts / onnx_file("vision")))
+    convs = [n.name for n in fp32.graph.node if n.op_type == "Conv"]
+    base, more = set(float_prefix(fp32)), set(float_prefix(fp32, 3))
+    assert more - base == set(convs[5:8])

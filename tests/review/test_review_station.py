@@ -3,6 +3,8 @@ status page fed by the station, dispositions published through the station's own
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -14,6 +16,8 @@ from fixtures.mosquitto import MosquittoBroker
 from fixtures.mqtt_subscriber import Subscriber
 from runtime.conftest import write_parts
 
+from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.flash.flash import FlashOptions, flash
 from edge.inspection.model import ModelSpec, default_artifact_dir, onnx_encoders
 from edge.mqtt.validate import validate
 from edge.review.auth import hash_password
@@ -108,3 +112,80 @@ def test_station_serves_review_ui_archives_and_publishes_dispositions(
         runner.join(60)
         sub.close()
     assert app.review is None  # stopped with the station
+
+
+@pytest.mark.slow
+def test_promotion_inside_a_running_station_flashes_and_the_station_confirms_it(
+    tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path
+) -> None:
+    """`edge run --root` as in production (signals installed, main thread): an engineer promotes a false
+    alarm; the flash made by the station's own web UI signals the station, which reloads and confirms."""
+    write_parts(tmp_path / "golden", 6, seed=11, defect_every=0)
+    # Good parts only, every one archived: the test promotes one (as if flagged and judged a false alarm).
+    write_parts(tmp_path / "replay", 6, seed=12, defect_every=0)
+    config: dict[str, Any] = {
+        "version": 1,
+        "station": {"site": "plant", "line": "l1", "id": "st7"},
+        "camera": {"source": "replay", "replay": {"dir": "replay", "fps": 5}},
+        "model": {"artifact_dir": "artifacts", "backends": ["onnxruntime-cpu"]},
+        "skus": [{"id": "plate", "golden_dir": "golden", "threshold_margin": 0.3}],
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
+        "storage": {"data_dir": "data", "archive_dir": "archive", "ok_sample_rate": 1.0},
+        "review": {
+            "enabled": True,
+            "users": [
+                {
+                    "name": "erik",
+                    "role": "engineer",
+                    "password_hash": hash_password("engineer-pw", iterations=1000),
+                }
+            ],
+        },
+    }
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    # As on a station, the model artifacts live inside an allowed root: the health-check hook resolves the
+    # config in a clean environment (no EDGE_ALLOWED_ROOTS).
+    shutil.copytree(artifact_dir, tmp_path / "artifacts")
+    root = tmp_path / "root"
+    first = flash(path, FlashOptions(root=root, hooks_dir=None))
+    assert first.ok, first.reason
+    app = StationApp(
+        RunOptions(
+            root=root, install_signals=True, metrics_port=None, review_port=0, stop_when_source_ends=False
+        )
+    )
+    outcome: dict[str, Any] = {}
+
+    def operate() -> None:
+        try:
+            assert app.started.wait(120), "station did not start"
+            assert app.review is not None
+            deadline = time.monotonic() + 60
+            while app.review.index.count() < 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            part_id = app.review.index.parts()[0].part_id
+            ui = Ui(app.review)
+            session, csrf = ui.login("erik")
+            form = {"csrf": csrf, "disposition": "false_alarm", "defect_class": "", "comment": "glare"}
+            assert ui.request("POST", f"/parts/{part_id}/disposition", form=form, cookie=session)[0] == 303
+            status, _, body, _ = ui.request(
+                "POST", "/promote", form={"csrf": csrf, "sku": "plate", "part": part_id}, cookie=session
+            )
+            outcome["promote"] = (status, body.decode())
+            outcome["running"] = app.boot.config_hash if app.boot else None
+        except BaseException as exc:  # reported by the main thread
+            outcome["error"] = exc
+        finally:
+            app.request_stop("test done")
+
+    threading.Thread(target=operate, daemon=True).start()
+    app.run()  # the main thread, as `edge run` does: SIGHUP from the flash reaches the station here
+    assert "error" not in outcome, outcome.get("error")
+    status, body = outcome["promote"]
+    assert status == 200 and "Installed: committed" in body, body[-3000:]
+    active = load_active_config(root)
+    assert isinstance(active, ActiveConfig) and active.config_hash != first.config_hash
+    assert outcome["running"] == active.config_hash, "the station runs what the flash committed"
+    last = json.loads((root / "journal.jsonl").read_text().splitlines()[-1])
+    assert last["result"] == "committed" and "runs the new config" in json.dumps(last["hooks"])

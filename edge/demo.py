@@ -77,7 +77,7 @@ def prepare_demo(
         validation.mkdir()
         for defect in ("missing_hole", "spot"):
             shutil.copy(sku_dir / "test" / defect / "000.png", validation / f"{defect}.png")
-    (root / "artifacts").mkdir(exist_ok=True)
+    _fresh_artifacts(root / "artifacts")
     config = _demo_config(broker, fps)
     path = root / "station.yaml"
     path.write_text(
@@ -87,6 +87,28 @@ def prepare_demo(
     )
     station = config["station"]
     return DemoWorkspace(root, path, replay, f"{station['site']}/{station['line']}/{station['id']}")
+
+
+def _fresh_artifacts(directory: Path) -> None:
+    """The demo's own artifact folder, emptied when it holds another model's export.
+
+    A station refuses artifacts that do not match its model (that is the point of the manifest); the demo owns
+    this folder, so after an update of the model code it re-exports instead of starting in safe mode.
+    """
+    from edge.engines.artifacts import MANIFEST_FILE
+    from edge.inspection.model import ModelSpec, weights_sha256
+    from export.manifest import ManifestError, load_manifest
+
+    if not (directory / MANIFEST_FILE).is_file():
+        stale = False  # nothing exported yet: the station exports on first start
+    else:
+        try:
+            stale = load_manifest(directory).model_id != ModelSpec().model_id(weights_sha256())
+        except ManifestError:
+            stale = True  # unreadable: the station would refuse it
+    if stale:
+        shutil.rmtree(directory)
+    directory.mkdir(exist_ok=True)
 
 
 def _demo_config(broker: tuple[str, int], fps: float) -> dict[str, Any]:

@@ -43,3 +43,26 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert any(" NG " in row for row in rows) and any(" OK " in row for row in rows)
     assert "parts received from the broker" in out and "frame -> subscriber latency" in out
     assert "state: offline" in out
+
+
+def test_demo_workspace_drops_another_models_artifacts_and_keeps_its_own(tmp_path: Path) -> None:
+    from edge.demo import prepare_demo
+    from edge.inspection.model import ModelSpec, weights_sha256
+    from export.manifest import Manifest, write_manifest
+
+    artifacts = tmp_path / "demo" / "artifacts"
+
+    def exported(model_id: str) -> None:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        (artifacts / "vision_encoder.onnx").write_bytes(model_id.encode())
+        write_manifest(artifacts, Manifest(model_id=model_id, spec={}, weights_sha256="", opset=17, io={}))
+
+    exported("lite0-000000000000")  # made by an older version of the model code
+    prepare_demo(tmp_path / "demo")
+    assert not (artifacts / "vision_encoder.onnx").exists(), "stale export of another model kept"
+    assert artifacts.is_dir()
+
+    current = ModelSpec().model_id(weights_sha256())
+    exported(current)
+    prepare_demo(tmp_path / "demo")
+    assert (artifacts / "vision_encoder.onnx").read_bytes() == current.encode()

@@ -70,7 +70,7 @@ def _stop_subscriber(proc: subprocess.Popen[str], out: Path) -> dict[str, tuple[
 
 
 def bench_end_to_end(
-    rates: Sequence[float] = (5, 10, 15, 20),
+    rates: Sequence[float] = (5, 10, 15, 20, 25),
     seconds: float = 20.0,
     *,
     warmup_s: float = 3.0,

@@ -35,33 +35,42 @@ def artifact_dir() -> Path:
     return default_artifact_dir(spec)
 
 
+def station_yaml(
+    folder: Path,
+    mosquitto: MosquittoBroker,
+    artifact_dir: str,
+    user: tuple[str, str, str],
+    ok_sample_rate: float,
+) -> Path:
+    """A replay station config with the review UI on and one ``(name, role, password)`` user."""
+    name, role, password = user
+    config: dict[str, Any] = {
+        "version": 1,
+        "station": {"site": "plant", "line": "l1", "id": "st7"},
+        "camera": {"source": "replay", "replay": {"dir": "replay", "fps": 5}},
+        "model": {"artifact_dir": artifact_dir, "backends": ["onnxruntime-cpu"]},
+        "skus": [{"id": "plate", "golden_dir": "golden", "threshold_margin": 0.3}],
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
+        "storage": {"data_dir": "data", "archive_dir": "archive", "ok_sample_rate": ok_sample_rate},
+        "review": {
+            "enabled": True,
+            "users": [
+                {"name": name, "role": role, "password_hash": hash_password(password, iterations=1000)}
+            ],
+        },
+    }
+    path = folder / "station.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
 @pytest.mark.slow
 def test_station_serves_review_ui_archives_and_publishes_dispositions(
     tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_parts(tmp_path / "golden", 6, seed=11, defect_every=0)
     write_parts(tmp_path / "replay", 6, seed=12)  # every third part defective
-    config: dict[str, Any] = {
-        "version": 1,
-        "station": {"site": "plant", "line": "l1", "id": "st7"},
-        "camera": {"source": "replay", "replay": {"dir": "replay", "fps": 5}},
-        "model": {"artifact_dir": str(artifact_dir), "backends": ["onnxruntime-cpu"]},
-        "skus": [{"id": "plate", "golden_dir": "golden", "threshold_margin": 0.3}],
-        "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
-        "storage": {"data_dir": "data", "archive_dir": "archive", "ok_sample_rate": 0.0},
-        "review": {
-            "enabled": True,
-            "users": [
-                {
-                    "name": "olga",
-                    "role": "operator",
-                    "password_hash": hash_password("operator-pw", iterations=1000),
-                }
-            ],
-        },
-    }
-    path = tmp_path / "station.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = station_yaml(tmp_path, mosquitto, str(artifact_dir), ("olga", "operator", "operator-pw"), 0.0)
     monkeypatch.setenv("EDGE_ALLOWED_ROOTS", str(artifact_dir))
     sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/review"])
     sub.wait_subscribed()
@@ -123,27 +132,7 @@ def test_promotion_inside_a_running_station_flashes_and_the_station_confirms_it(
     write_parts(tmp_path / "golden", 6, seed=11, defect_every=0)
     # Good parts only, every one archived: the test promotes one (as if flagged and judged a false alarm).
     write_parts(tmp_path / "replay", 6, seed=12, defect_every=0)
-    config: dict[str, Any] = {
-        "version": 1,
-        "station": {"site": "plant", "line": "l1", "id": "st7"},
-        "camera": {"source": "replay", "replay": {"dir": "replay", "fps": 5}},
-        "model": {"artifact_dir": "artifacts", "backends": ["onnxruntime-cpu"]},
-        "skus": [{"id": "plate", "golden_dir": "golden", "threshold_margin": 0.3}],
-        "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
-        "storage": {"data_dir": "data", "archive_dir": "archive", "ok_sample_rate": 1.0},
-        "review": {
-            "enabled": True,
-            "users": [
-                {
-                    "name": "erik",
-                    "role": "engineer",
-                    "password_hash": hash_password("engineer-pw", iterations=1000),
-                }
-            ],
-        },
-    }
-    path = tmp_path / "station.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = station_yaml(tmp_path, mosquitto, "artifacts", ("erik", "engineer", "engineer-pw"), 1.0)
     # As on a station, the model artifacts live inside an allowed root: the health-check hook resolves the
     # config in a clean environment (no EDGE_ALLOWED_ROOTS).
     shutil.copytree(artifact_dir, tmp_path / "artifacts")

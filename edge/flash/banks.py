@@ -140,11 +140,18 @@ def build_banks(
                     "self-test: golden image(s) unlike the others (a defect in the golden set, or no real "
                     f"peer): {', '.join(bank.calibration.outliers)}"
                 )
-            if sku.bank_kind != "views" and all(m == "self" for m in bank.calibration.method):
+            methods = set(bank.calibration.method)
+            if sku.bank_kind != "views" and methods == {"self"}:
                 sku_report.warnings.append(
-                    f"threshold calibrated without part-to-part variation ({len(golden)} golden image(s), "
-                    "none registers onto another): good parts that differ more than the line's nuisance "
-                    "will be flagged NG; enroll several different good parts"
+                    f"threshold calibrated without part-to-part variation ({len(golden)} golden image(s)): "
+                    "good parts that differ more than the line's nuisance will be flagged NG; enroll "
+                    "several different good parts"
+                )
+            elif sku.bank_kind != "views" and "peer" not in methods:
+                sku_report.warnings.append(
+                    "the golden images do not register onto each other: only the position-free feature "
+                    "comparison decides (no pixel comparison, so small low-contrast defects may pass); if "
+                    "each golden image shows another view or region of the product, set bank_kind: views"
                 )
             _self_test(inspector, sku.id, defects, sku_report, cv2)
             bank.save(target)

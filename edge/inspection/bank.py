@@ -33,8 +33,10 @@ class Calibration:
         pixel_scale: the same for the pixel-level anomaly.
         threshold: image-score threshold (normalised units); above it the part is NG.
         golden_scores: the normalised image scores of the calibration samples.
-        method: how each sample was obtained (``peer`` = leave-one-out against other golden parts,
-            ``self`` = the golden part itself under line perturbation, when it has no peer in the bank).
+        method: how each sample was obtained (``peer`` = leave-one-out against the other golden parts,
+            registered; ``peer-features`` = the same when the golden parts do not register onto each other,
+            which calibrates the position-free feature comparison only; ``self`` = the golden part itself
+            under line perturbation: a bank of views, or a single golden part).
         outliers: golden images whose score is far above the others'; they do not set the threshold and
             the flash self-test refuses a bank that has any.
         pixel_compare: whether the pixel-level map takes part in the verdict (see ``SkuSettings``).

@@ -393,21 +393,26 @@ class Inspector:
         # parts find a peer; otherwise (distinct views, e.g. crops of a board) a chance peer is a different
         # design, and every part is compared with its own template under synthetic line nuisance instead.
         loo: list[RawMaps | None] = [None] * len(picks)
+        peer = [False] * len(picks)
         if sku_cfg.bank_kind != "views" and n > 1:
             for k, i in enumerate(picks):
                 raw = self.analyze(*encoded(np.asarray(images[i])), bank, sku_cfg.top_k, frozenset({int(i)}))
-                if max(r.quality for r in raw.registrations) >= cfg.peer_min_quality:
-                    loo[k] = raw
+                loo[k] = raw
+                peer[k] = max(r.quality for r in raw.registrations) >= cfg.peer_min_quality
         instances = sku_cfg.bank_kind == "instances" or (
-            sku_cfg.bank_kind == "auto" and sum(r is not None for r in loo) >= 0.5 * len(loo)
+            sku_cfg.bank_kind == "auto" and sum(peer) >= 0.5 * len(peer)
         )
         raws: list[RawMaps] = []
         methods: list[str] = []
         for k, i in enumerate(picks):
             loo_raw = loo[k]
-            if instances and loo_raw is not None:
+            if loo_raw is not None and (peer[k] or not instances):
+                # A registered peer calibrates both maps. Golden parts that do not register onto each other
+                # (textures, free poses) still show the part-to-part variation of the position-free feature
+                # comparison, which is all that decides for them (the pixel map is off, see below); a part
+                # compared with itself would show only the line's nuisance and set the threshold far too low.
                 raws.append(loo_raw)
-                methods.append("peer")
+                methods.append("peer" if peer[k] else "peer-features")
                 continue
             image, matrix = perturb.apply(np.asarray(images[i], dtype=np.uint8), rng)
             prep, feats, desc = encoded(image)

@@ -100,7 +100,8 @@ def test_golden_parts_without_peers_flash_with_a_warning(
     tmp_path: Path, sku_dir: Path, encoders: Encoders
 ) -> None:
     root = tmp_path / "station"
-    config = make_config(tmp_path / "bundle", sku_dir)
+    # (Without validation defects: against so unlike a "peer" the feature comparison tolerates a lot.)
+    config = make_config(tmp_path / "bundle", sku_dir, validation_defects_dir=None)
     # Two golden images that do not register onto each other (the second is the first in negative): the
     # golden set shows no part-to-part variation.
     first, second, *rest = sorted((tmp_path / "bundle" / "golden").iterdir())
@@ -115,4 +116,4 @@ def test_golden_parts_without_peers_flash_with_a_warning(
     assert isinstance(state, ActiveConfig)
     plate = __import__("json").loads((state.slot_dir / "bank_report.json").read_text())["skus"][0]
     assert plate["images"] == 2
-    assert any("without part-to-part variation" in w for w in plate["warnings"]), plate
+    assert any("do not register onto each other" in w for w in plate["warnings"]), plate

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge.engines.base import EngineInputError
-from edge.inspection.inspector import InspectionError, Inspector
+from edge.inspection.inspector import InspectionError, Inspector, InspectorSettings
 from edge.inspection.model import Encoders
 from edge.inspection.preprocess import ImageError
 from edge.inspection.synthetic import DEFECTS, make_part
@@ -99,3 +99,22 @@ def test_onnx_and_torch_agree_on_verdicts(
     for onnx_result, torch_result in zip(*outcomes, strict=True):
         assert onnx_result.verdict is torch_result.verdict
         assert onnx_result.score == pytest.approx(torch_result.score, rel=1e-3, abs=1e-3)
+
+
+def test_golden_parts_without_registered_peers_calibrate_the_feature_comparison(
+    onnx_encoders_session: Encoders, synthetic_golden: list[tuple[str, np.ndarray]]
+) -> None:
+    """As for textures or freely placed parts: no golden part counts as a registered peer of another."""
+    inspector = Inspector(onnx_encoders_session, InspectorSettings(peer_min_quality=1.1))
+    bank = inspector.enroll("plate", synthetic_golden)
+    assert bank.calibration is not None
+    assert set(bank.calibration.method) == {"peer-features"} and not bank.calibration.pixel_compare
+    rng = np.random.default_rng(7)
+    assert [inspector.inspect(make_part(rng).image, "plate").verdict for _ in range(5)] == [Verdict.OK] * 5
+    spot = make_part(np.random.default_rng(42), defect="missing_hole")
+    assert inspector.inspect(spot.image, "plate").verdict is Verdict.NG
+
+    # With a single golden part there is nothing to compare with: the part against itself under line
+    # nuisance, which the flash reports as a warning.
+    single = inspector.enroll("single", synthetic_golden[:1])
+    assert single.calibration is not None and single.calibration.method == ["self"]

@@ -91,7 +91,13 @@ def build_banks(
     import cv2
 
     from edge.inspection.inspector import Inspector
-    from edge.inspection.model import COMPARISON_FILE, VISION_FILE, ModelSpec, load_encoders, weights_sha256
+    from edge.inspection.model import (
+        COMPARISON_FILE,
+        VISION_FILE,
+        ModelSpec,
+        configured_encoders,
+        weights_sha256,
+    )
 
     spec = ModelSpec(input_size=config.config.model.input_size)
     model_id = encoders.model_id if encoders is not None else spec.model_id(weights_sha256())
@@ -123,7 +129,16 @@ def build_banks(
                     )
                 )
                 continue
-            inspector = Inspector(load_encoders(spec, "onnxruntime", artifact_dir))
+            # The precision and backends the station will run: thresholds are calibrated on the very
+            # features the line computes.
+            model = config.config.model
+            try:
+                inspector = Inspector(
+                    configured_encoders(model.input_size, artifact_dir, model.precision, model.backends)
+                )
+            except FileNotFoundError as exc:
+                report.skus.append(SkuReport(sku=sku.id, images=len(golden), problems=[str(exc)]))
+                continue
         sku_report = SkuReport(sku=sku.id, images=len(golden), cache_key=key)
         try:
             images = [(p.stem, _read(cv2, p)) for p in golden]

@@ -6,7 +6,7 @@ import ast
 import functools
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -241,3 +241,32 @@ def load_encoders(
     if backend == "onnxruntime":
         return onnx_encoders(spec, artifact_dir, precision=precision, calibration_dir=calibration_dir)
     raise ValueError(f"unknown backend '{backend}' (expected 'onnxruntime' or 'torch')")
+
+
+def configured_encoders(
+    input_size: tuple[int, int], artifact_dir: Path, precision: Precision, backends: Sequence[str]
+) -> Encoders:
+    """Encoders as a station config asks for them: its precision and its backend preference.
+
+    The FP32 encoders are exported when the folder has none (a fresh station); a reduced precision is never
+    produced behind the engineer's back (INT8 must be calibrated on the product's golden images): when its
+    file is missing this says which command makes it.
+
+    Raises:
+        FileNotFoundError: The configured precision was not exported into ``artifact_dir``.
+
+    """
+    from edge.engines.artifacts import onnx_file
+
+    if precision != "fp32" and not (artifact_dir / onnx_file("vision", precision)).is_file():
+        calib = " --calib <golden images>" if precision == "int8" else ""
+        raise FileNotFoundError(
+            f"model.precision is {precision} but {artifact_dir} has no {precision} encoders: "
+            f"run `edge export {precision} --out {artifact_dir}{calib}` first"
+        )
+    return onnx_encoders(
+        ModelSpec(input_size=(int(input_size[0]), int(input_size[1]))),
+        artifact_dir,
+        precision=precision,
+        preference=tuple(backends),
+    )

@@ -65,6 +65,7 @@ class StatePayload:
     sku: str | None = None
     backend: str | None = None
     reason: str | None = None
+    inference: Mapping[str, object] | None = None  # backend, precision, fallback_reasons
 
     def to_dict(self) -> JsonDict:
         """Return the published dict."""
@@ -75,6 +76,7 @@ class StatePayload:
             "config": None if self.config is None else self.config.to_dict(),
             "sku": self.sku,
             "backend": self.backend,
+            "inference": None if self.inference is None else dict(self.inference),
             "since": iso_utc(self.since),
         }
 

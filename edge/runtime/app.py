@@ -48,7 +48,7 @@ from edge.config.station import StationSection
 from edge.flash.reload import read_reload_request, write_station_status
 from edge.inspection.bank import SkuBank
 from edge.inspection.inspector import Inspector
-from edge.inspection.model import Encoders, ModelSpec, load_encoders
+from edge.inspection.model import Encoders, configured_encoders
 from edge.mqtt.client import MqttSettings, StationMqtt
 from edge.mqtt.handshake import Handshake
 from edge.mqtt.outbox import Outbox, OutboxError
@@ -275,19 +275,14 @@ class StationApp:
         """Load the encoders on the first available backend of ``model.backends`` (kept across reloads)."""
         model = boot.config.model
         artifact_dir = boot.resolved.paths.get("model.artifact_dir", Path(model.artifact_dir))
-        key = (tuple(model.input_size), str(artifact_dir))
+        key = (tuple(model.input_size), str(artifact_dir), model.precision, tuple(model.backends))
         if self._encoders is not None and self._encoders_key == key:
             return self._encoders
-        spec = ModelSpec(input_size=tuple(model.input_size))
-        for backend in model.backends:
-            if backend.startswith("onnxruntime"):
-                # ONNX Runtime picks CUDA when the GPU build is installed, else CPU (reported as backend).
-                self._encoders = load_encoders(spec, "onnxruntime", artifact_dir)
-                self._encoders_key = key
-                log.info("encoders: %s on %s", self._encoders.model_id, self._encoders.backend)
-                return self._encoders
-            log.warning("backend %s is not available in this runtime; trying the next one", backend)
-        raise RuntimeError(f"none of the model backends {list(model.backends)} is available")
+        # The config's precision and backend preference; `state` says what was skipped and why.
+        self._encoders = configured_encoders(model.input_size, artifact_dir, model.precision, model.backends)
+        self._encoders_key = key
+        log.info("encoders: %s on %s", self._encoders.model_id, self._encoders.backend)
+        return self._encoders
 
     def init_banks(self, boot: Boot, encoders: Encoders) -> Inspector:
         """Golden banks: load flashed ones, or build (and cache) them from the golden folders."""
@@ -380,6 +375,7 @@ class StationApp:
                 since=time.time(),
                 sku=skus[0] if len(skus) == 1 else None,
                 backend=encoders.backend,
+                inference=encoders.state or None,
                 config=ConfigRef(id=config.station.id, version=config.version, hash=boot.config_hash),
             )
             mqtt = self.init_mqtt(

@@ -224,3 +224,35 @@ def test_flash_onto_a_running_station_commits_what_it_runs_and_rolls_back_what_i
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         sub.close()
+
+
+@pytest.mark.slow
+def test_the_configured_precision_is_what_the_station_runs_and_publishes(
+    tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, start_station: Any
+) -> None:
+    from export.calibration import load_calibration
+    from export.onnx_export import export_onnx
+    from export.pipeline import export_int8
+
+    artifacts = tmp_path / "artifacts"  # FP32 only, inside the config's own (allowed) folder
+    export_onnx(ModelSpec(), artifacts)
+    config = station_config(tmp_path, mosquitto, artifacts)
+    data = yaml.safe_load(config.read_text())
+    data["model"]["precision"] = "int8"
+    config.write_text(yaml.safe_dump(data))
+
+    refused = flash(config, FlashOptions(root=tmp_path / "root", hooks_dir=None))
+    assert refused.result == "aborted"
+    assert f"no int8 encoders: run `edge export int8 --out {artifacts} --calib" in refused.reason
+
+    export_int8(ModelSpec(), artifacts, load_calibration(tmp_path / "golden", ModelSpec().input_size))
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    online = wait_state(sub, "online", 120, tmp_path / "station.log")
+    assert online["inference"]["precision"] == "int8"
+    assert online["inference"]["backend"] == online["backend"] == "onnxruntime-cpu"
+    assert wait_verdicts(sub, 2, timeout_s=60, root=ROOT)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    sub.close()

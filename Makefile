@@ -33,8 +33,8 @@ test-fast: install
 	$(PY) -m pytest -m "not slow"
 
 lint: install
-	$(VENV)/bin/ruff check edge export tests
-	$(VENV)/bin/ruff format --check edge export tests
+	$(VENV)/bin/ruff check edge export tests typings
+	$(VENV)/bin/ruff format --check edge export tests typings
 	$(VENV)/bin/mypy
 
 format: install

@@ -1,7 +1,8 @@
-"""``edge flash FILE [--dry-run]``, ``edge flash status``, ``edge flash rollback``.
+"""``edge flash FILE [--dry-run]``, ``edge flash status``, ``edge flash rollback``, ``edge flash refresh``.
 
-``status`` and ``rollback`` are words, not files: to flash a file literally named ``status`` write
-``./status``.
+``status``, ``rollback`` and ``refresh`` are words, not files: to flash a file literally named ``status``
+write ``./status``. ``refresh`` re-exports and re-flashes the active config after a software update changed
+the model (:mod:`edge.flash.refresh`; the ``post-update`` hook).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``flash`` command."""
     p = subparsers.add_parser(
         "flash",
-        help="install a station config safely (A/B slots, hooks, rollback); or `status` / `rollback`",
-        description="edge flash FILE | edge flash status | edge flash rollback",
+        help="install a station config safely (A/B slots, hooks, rollback); or status / rollback / refresh",
+        description="edge flash FILE | edge flash status | edge flash rollback | edge flash refresh",
     )
-    p.add_argument("target", metavar="FILE|status|rollback")
+    p.add_argument("target", metavar="FILE|status|rollback|refresh")
     p.add_argument(
         "--root", type=Path, help="station root (default $EDGE_STATION_ROOT or /var/lib/edge/station)"
     )
@@ -66,6 +67,19 @@ def run(args: argparse.Namespace) -> int:
     root = station_root(args)
     if args.target == "status":
         return _status(root, args.json)
+    if args.target == "refresh":
+        from edge.flash.refresh import refresh
+
+        return _report(
+            refresh(
+                root,
+                by=args.by,
+                hooks_dir=hooks_dir(args, root),
+                hook_timeout_s=args.hook_timeout,
+                confirm_timeout_s=args.confirm_timeout,
+            ),
+            args.json,
+        )
     if args.target == "rollback":
         return _report(
             rollback(root, by=args.by, hooks_dir=hooks_dir(args, root), timeout_s=args.hook_timeout),

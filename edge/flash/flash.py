@@ -88,7 +88,7 @@ class FlashResult:
     """What happened."""
 
     flash_id: str
-    result: str  # committed | rolled_back | aborted | dry_run
+    result: str  # committed | rolled_back | aborted | dry_run | unchanged (refresh: nothing to do)
     reason: str = ""
     config_hash: str = ""
     slot: str | None = None
@@ -98,7 +98,7 @@ class FlashResult:
     @property
     def ok(self) -> bool:
         """The config is active (or, for a dry run, would be accepted)."""
-        return self.result in ("committed", "dry_run")
+        return self.result in ("committed", "dry_run", "unchanged")
 
 
 @contextlib.contextmanager

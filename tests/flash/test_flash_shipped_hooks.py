@@ -48,11 +48,18 @@ def test_disk_space_hook(root: Path, tmp_path: Path) -> None:
     assert proc.returncode == 1 and "need 999999999 MB" in proc.stdout
 
 
-def test_rebuild_engines_hook(tmp_path: Path, artifacts: Path) -> None:
-    # A verified artifact set on a station without a GPU: nothing to rebuild, and the hook says why.
-    report = run_hooks("post-update", SHIPPED, HookContext(artifact_dir=str(artifacts)))
-    assert report.ok, report.results[0].output
+def test_post_update_hooks(tmp_path: Path, artifacts: Path) -> None:
+    # A station with nothing flashed yet: the model refresh has nothing to do and says so; then a verified
+    # artifact set on a station without a GPU: no engine to rebuild, and the hook says why.
+    empty = tmp_path / "station"
+    empty.mkdir()
+    context = HookContext(artifact_dir=str(artifacts), station_root=str(empty))
+    report = run_hooks("post-update", SHIPPED, context)
+    assert report.ok, [r.output for r in report.results]
+    assert [r.name for r in report.results] == ["05-refresh-model", "10-rebuild-engines"]
+    assert "unchanged: nothing to refresh" in report.results[0].output
     # An artifact folder that does not verify is a failed update, never "fine".
     (tmp_path / "broken").mkdir()
-    report = run_hooks("post-update", SHIPPED, HookContext(artifact_dir=str(tmp_path / "broken")))
-    assert not report.ok and "no manifest.json" in report.results[0].output
+    context = HookContext(artifact_dir=str(tmp_path / "broken"), station_root=str(empty))
+    report = run_hooks("post-update", SHIPPED, context)
+    assert not report.ok and "no manifest.json" in report.results[-1].output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import Section, located_error
 from edge.config.camera import CameraSection
@@ -17,6 +17,10 @@ from edge.config.storage import StorageSection
 
 CURRENT_VERSION = 1
 """Schema version this software writes and validates; older files are migrated (see ``migrations``)."""
+
+COMPARISON_MEMORY_LIMIT_BYTES = 1 << 30
+"""The comparison encoder matches every frame location with every location of the k templates: a float32
+matrix of ``k * (h/8 * w/8)^2`` entries. 1 GiB holds k=3 at 640x640 (0.5 GB) or k=32 at 320x320 (0.3 GB)."""
 
 
 class StationConfig(Section):
@@ -42,6 +46,23 @@ class StationConfig(Section):
                 raise located_error(f"duplicate SKU id '{sku.id}' (also skus[{seen[sku.id]}])", index, "id")
             seen[sku.id] = index
         return skus
+
+    @model_validator(mode="after")
+    def _comparison_fits(self) -> StationConfig:
+        h, w = self.model.input_size
+        locations = (h // 8) * (w // 8)
+        for index, sku in enumerate(self.skus):
+            need = sku.top_k * locations * locations * 4
+            if need > COMPARISON_MEMORY_LIMIT_BYTES:
+                raise located_error(
+                    f"top_k {sku.top_k} at model.input_size {h}x{w} needs {need / 2**30:.1f} GiB for the "
+                    f"comparison (every frame location against every template location; at most "
+                    f"{COMPARISON_MEMORY_LIMIT_BYTES / 2**30:.0f} GiB): lower top_k or the input size",
+                    "skus",
+                    index,
+                    "top_k",
+                )
+        return self
 
     @property
     def topic_root(self) -> str:

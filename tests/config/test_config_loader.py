@@ -94,3 +94,14 @@ def test_aliases_are_allowed_for_shared_settings() -> None:
     text = GOOD.replace("    top_k: many\n", "    <<: &common {top_k: 5}\n")
     config = parse_config(text, source="alias.yaml")
     assert config.skus[1].top_k == 5
+
+
+def test_a_comparison_too_large_for_memory_names_the_sku_and_what_to_change() -> None:
+    fits = GOOD.replace("top_k: many", "top_k: 3") + "model:\n  input_size: [640, 640]\n"
+    assert parse_config(fits, source="s.yaml").skus[1].top_k == 3  # 0.5 GiB
+    with pytest.raises(ConfigError) as info:
+        parse_config(fits.replace("top_k: 3", "top_k: 8"), source="s.yaml")
+    issue = info.value.issues[0]
+    assert (issue.path, issue.line) == ("skus[1].top_k", 15)
+    assert "top_k 8 at model.input_size 640x640 needs 1.2 GiB" in issue.message
+    assert "lower top_k or the input size" in issue.message

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.config.safe_mode import ActiveConfig, SafeMode, load_active_config
 from edge.config.signing import signature_path
@@ -24,6 +25,9 @@ from edge.engines.artifacts import MANIFEST_FILE
 from edge.flash.flash import FlashOptions, FlashResult, flash
 from edge.flash.journal import who
 from edge.flash.slots import CONFIG_NAME
+
+if TYPE_CHECKING:
+    from edge.inspection.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +95,13 @@ def _exported_model(artifact_dir: Path) -> str | None:
         return None
 
 
-def _reexport(spec: object, artifact_dir: Path, precision: str, active: ActiveConfig) -> None:
+def _reexport(spec: ModelSpec, artifact_dir: Path, precision: str, active: ActiveConfig) -> None:
     """Replace the artifact set with the running model's export, in the configured precision."""
-    from edge.inspection.model import ModelSpec
     from export.calibration import load_calibration
     from export.manifest import ManifestError, load_manifest
     from export.onnx_export import export_onnx
     from export.pipeline import export_fp16, export_int8
 
-    assert isinstance(spec, ModelSpec)
     try:
         old = load_manifest(artifact_dir)
     except ManifestError:

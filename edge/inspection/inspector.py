@@ -389,9 +389,10 @@ class Inspector:
             return prep, feats[0], descs[0]
 
         # Leave-one-out first, on the golden images as captured: they already carry the line's real
-        # nuisance. The bank holds instances of one view (real part-to-part variation) only if most golden
-        # parts find a peer; otherwise (distinct views, e.g. crops of a board) a chance peer is a different
-        # design, and every part is compared with its own template under synthetic line nuisance instead.
+        # nuisance. The bank holds registered instances of one view only if most golden parts find a peer
+        # that registers onto them; then both maps are calibrated on real part-to-part variation. A bank of
+        # views (distinct crops of a board, `views`) compares every part with its own template under
+        # synthetic line nuisance instead, as does a single golden part.
         loo: list[RawMaps | None] = [None] * len(picks)
         peer = [False] * len(picks)
         if sku_cfg.bank_kind != "views" and n > 1:

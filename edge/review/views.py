@@ -11,7 +11,7 @@ import math
 import mimetypes
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -30,6 +30,7 @@ from edge.review.index import (
     PartFilter,
     PartRecord,
 )
+from edge.review.jobs import FeedbackJob, FeedbackJobs
 from edge.review.live import StationSnapshot, StatusSource
 from edge.review.web import HttpError, Request, Response, part_url, query_string
 
@@ -56,6 +57,7 @@ class ReviewContext:
         status: Live station snapshot.
         publish: MQTT publisher of dispositions (``None``: stored only).
         feedback: Golden promotion and thresholds (``None``: not a flashed station).
+        jobs: The feedback actions running or recently finished (each is a flash, run in the background).
         prometheus_url: Link to the Prometheus endpoint (``None``: endpoint disabled).
         station: Station name in the page header.
 
@@ -69,6 +71,7 @@ class ReviewContext:
     feedback: GoldenFeedback | None = None
     prometheus_url: str | None = None
     station: str = "station"
+    jobs: FeedbackJobs = field(default_factory=FeedbackJobs)
 
     def __post_init__(self) -> None:
         self.templates = jinja2.Environment(
@@ -358,6 +361,14 @@ def stats_page(
     ctx: ReviewContext, req: Request, session: Session, result: FeedbackResult | None = None, error: str = ""
 ) -> Response:
     """Per-SKU false alarms and escapes; for engineers, promotion candidates and thresholds."""
+    job = ctx.jobs.get(req.arg("job")) if req.arg("job") else None
+    running = None
+    if job is not None and job.running:
+        running = job
+    elif job is not None and job.result is not None:
+        result = job.result
+    elif job is not None:
+        error = job.error
     stats = ctx.index.sku_stats()
     engineer = session.user.is_engineer
     candidates = {s.sku: ctx.index.promotable(s.sku) for s in stats} if engineer else {}
@@ -374,6 +385,8 @@ def stats_page(
         thresholds=snapshot.thresholds,
         result=result,
         error=error,
+        running=running,
+        refresh=2 if running is not None else None,
     )
 
 
@@ -399,37 +412,51 @@ def promote(ctx: ReviewContext, req: Request, session: Session) -> Response:
         if not path.is_relative_to(ctx.archive_root.resolve()):
             raise HttpError(404, "image not found")
         images.append((part.part_id, path))
-    try:
-        result = ctx.feedback.promote(sku, images, session.user.name)
-    except FeedbackError as exc:
-        return stats_page(ctx, req, session, error=str(exc))
-    detail = str(result.config_file.name if result.config_file else "")
-    return _journal(ctx, req, session, "promote", sku, part_ids, detail, result)
+    feedback, user = ctx.feedback, session.user.name
+    return _start(
+        ctx,
+        req,
+        session,
+        "promote",
+        sku,
+        part_ids,
+        lambda: feedback.promote(sku, images, user),
+        lambda result: str(result.config_file.name if result.config_file else ""),
+    )
 
 
-def _journal(
+def _start(
     ctx: ReviewContext,
     req: Request,
     session: Session,
     kind: str,
     sku: str,
     part_ids: list[str],
-    detail: str,
-    result: FeedbackResult,
+    action: Callable[[], FeedbackResult],
+    detail: Callable[[FeedbackResult], str],
 ) -> Response:
-    """Record a feedback action (promotion or threshold change) and show its outcome."""
-    ctx.index.add_promotion(
-        kind=kind,
-        sku=sku,
-        part_ids=part_ids,
-        detail=detail,
-        user=session.user.name,
-        result=result.result,
-        reason=result.reason,
-        flash_id=result.flash_id,
-        ok=result.ok,
-    )
-    return stats_page(ctx, req, session, result=result)
+    """Run a feedback action (a flash) in the background, record its outcome, show it on the stats page."""
+
+    def record(job: FeedbackJob) -> None:
+        if job.result is None:
+            return  # refused before any flash (no flashed config, unknown SKU): nothing to journal
+        ctx.index.add_promotion(
+            kind=kind,
+            sku=sku,
+            part_ids=part_ids,
+            detail=detail(job.result),
+            user=job.user,
+            result=job.result.result,
+            reason=job.result.reason,
+            flash_id=job.result.flash_id,
+            ok=job.result.ok,
+        )
+
+    try:
+        job = ctx.jobs.start(kind, sku, session.user.name, action, record)
+    except FeedbackError as exc:
+        return stats_page(ctx, req, session, error=str(exc))
+    return Response.redirect("/stats?" + query_string({"job": job.job_id}))
 
 
 def threshold(ctx: ReviewContext, req: Request, session: Session) -> Response:
@@ -447,12 +474,18 @@ def threshold(ctx: ReviewContext, req: Request, session: Session) -> Response:
         return stats_page(
             ctx, req, session, error="threshold changes need a flashed station (edge run --root)"
         )
-    try:
-        result = ctx.feedback.set_threshold(sku, value, session.user.name)
-    except FeedbackError as exc:
-        return stats_page(ctx, req, session, error=str(exc))
-    detail = "calibrated" if value is None else f"{value:g}"
-    return _journal(ctx, req, session, "threshold", sku, [], detail, result)
+    feedback, user = ctx.feedback, session.user.name
+    what = "calibrated" if value is None else f"{value:g}"
+    return _start(
+        ctx,
+        req,
+        session,
+        "threshold",
+        sku,
+        [],
+        lambda: feedback.set_threshold(sku, value, user),
+        lambda _result: what,
+    )
 
 
 # -- static files --------------------------------------------------------------------------------------------

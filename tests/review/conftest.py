@@ -158,6 +158,21 @@ class Ui:
         finally:
             conn.close()
 
+    def feedback(self, path: str, form: Mapping[str, str | list[str]], cookie: str) -> tuple[int, bytes]:
+        """POST a feedback form (promote, threshold) and follow its job; the outcome page and its status."""
+        status, headers, body, _ = self.request("POST", path, form=form, cookie=cookie)
+        if status != 303:
+            return status, body  # refused before a job started
+        location = headers["Location"]
+        assert location.startswith("/stats?job="), location
+        deadline = time.monotonic() + 120
+        while True:
+            status, _, body, _ = self.request("GET", location, cookie=cookie)
+            if b'aria-busy="true"' not in body:
+                return status, body
+            assert time.monotonic() < deadline, "the feedback job did not finish within 120 s"
+            time.sleep(0.1)
+
     def login(self, user: str) -> tuple[str, str]:
         """Log in; returns ``(cookie header, CSRF token of the session)``."""
         status, _, body, cookies = self.request("GET", "/login")

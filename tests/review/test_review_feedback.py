@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +92,7 @@ def test_engineer_promotes_a_false_alarm_and_sets_a_threshold(
     session, csrf = ui.login("erik")
     before = active(station)
 
-    status, _, body, _ = ui.request(
-        "POST", "/promote", form={"csrf": csrf, "sku": "plate", "part": FALSE_ALARM}, cookie=session
-    )
+    status, body = ui.feedback("/promote", {"csrf": csrf, "sku": "plate", "part": FALSE_ALARM}, session)
     assert status == 200, body.decode()[-3000:]
     assert b"Installed: committed" in body
 
@@ -111,9 +111,7 @@ def test_engineer_promotes_a_false_alarm_and_sets_a_threshold(
     assert ui.review.index.promotable("plate") == []
     assert ui.review.index.part(FALSE_ALARM).promoted  # type: ignore[union-attr]
 
-    status, _, body, _ = ui.request(
-        "POST", "/threshold", form={"csrf": csrf, "sku": "plate", "threshold": "2.5"}, cookie=session
-    )
+    status, body = ui.feedback("/threshold", {"csrf": csrf, "sku": "plate", "threshold": "2.5"}, session)
     assert status == 200 and b"Installed: committed" in body
     assert active(station).config.skus[0].threshold == 2.5
     assert [p.result for p in ui.review.index.promotions()] == ["committed", "committed"]
@@ -131,9 +129,7 @@ def test_promoting_a_real_defect_fails_the_self_test_and_changes_nothing(
     base = Path(before.manifest["base_dir"])
     bundle_files = sorted(base.rglob("*"))
 
-    status, _, body, _ = ui.request(
-        "POST", "/promote", form={"csrf": csrf, "sku": "plate", "part": SCRATCHED}, cookie=session
-    )
+    status, body = ui.feedback("/promote", {"csrf": csrf, "sku": "plate", "part": SCRATCHED}, session)
     assert status == 409 and b"Not installed: aborted" in body and b"self-test" in body
     after = active(station)
     assert (after.slot, after.config_hash) == (before.slot, before.config_hash)
@@ -160,9 +156,7 @@ def test_a_failing_hook_aborts_the_threshold_change(
         p.relative_to(before.manifest["base_dir"]) for p in Path(before.manifest["base_dir"]).rglob("*")
     )
 
-    status, _, body, _ = ui.request(
-        "POST", "/threshold", form={"csrf": csrf, "sku": "plate", "threshold": "3"}, cookie=session
-    )
+    status, body = ui.feedback("/threshold", {"csrf": csrf, "sku": "plate", "threshold": "3"}, session)
     assert status == 409 and b"Not installed: aborted" in body and b"line is running a batch" in body
     after = active(station)
     assert (after.slot, after.config_hash) == (before.slot, before.config_hash)
@@ -173,3 +167,39 @@ def test_a_failing_hook_aborts_the_threshold_change(
         == bundle_files
     )
     assert [p.result for p in ui.review.index.promotions()] == ["aborted"]
+
+
+@pytest.mark.slow
+def test_a_flash_runs_in_the_background_and_a_second_one_waits_its_turn(
+    station: Path, inspector: Inspector, ui_factory: UiFactory
+) -> None:
+    """The page answers at once; it shows the flash running (refreshing itself), refuses a second feedback
+    action meanwhile, and shows the outcome once the flash is over."""
+    release = threading.Event()
+    real = builder(inspector, station)
+
+    def slow(resolved: Any, artifact_dir: Path, out_dir: Path) -> Any:
+        assert release.wait(60)  # fault injection: a bank build that takes as long as the test wants
+        return real(resolved, artifact_dir, out_dir)
+
+    ui = ui_factory(feedback=GoldenFeedback(station, bank_builder=slow))
+    session, csrf = ui.login("erik")
+    status, headers, _, _ = ui.request(
+        "POST", "/threshold", form={"csrf": csrf, "sku": "plate", "threshold": "2.5"}, cookie=session
+    )
+    assert status == 303 and headers["Location"].startswith("/stats?job=")
+    status, _, body, _ = ui.request("GET", headers["Location"], cookie=session)
+    assert status == 200 and b"Flashing: threshold on plate" in body and b'http-equiv="refresh"' in body
+
+    status, body = ui.feedback("/threshold", {"csrf": csrf, "sku": "plate", "threshold": "3"}, session)
+    assert b"threshold on plate by erik is still running" in body
+
+    release.set()
+    status, _, body, _ = ui.request("GET", headers["Location"], cookie=session)
+    deadline = time.monotonic() + 60
+    while b'aria-busy="true"' in body and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status, _, body, _ = ui.request("GET", headers["Location"], cookie=session)
+    assert status == 200 and b"Installed: committed" in body and b'http-equiv="refresh"' not in body
+    assert active(station).config.skus[0].threshold == 2.5
+    assert [p.result for p in ui.review.index.promotions()] == ["committed"]

@@ -158,9 +158,7 @@ def test_promotion_inside_a_running_station_flashes_and_the_station_confirms_it(
             session, csrf = ui.login("erik")
             form = {"csrf": csrf, "disposition": "false_alarm", "defect_class": "", "comment": "glare"}
             assert ui.request("POST", f"/parts/{part_id}/disposition", form=form, cookie=session)[0] == 303
-            status, _, body, _ = ui.request(
-                "POST", "/promote", form={"csrf": csrf, "sku": "plate", "part": part_id}, cookie=session
-            )
+            status, body = ui.feedback("/promote", {"csrf": csrf, "sku": "plate", "part": part_id}, session)
             outcome["promote"] = (status, body.decode())
             outcome["running"] = app.boot.config_hash if app.boot else None
         except BaseException as exc:  # reported by the main thread

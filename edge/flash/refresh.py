@@ -12,10 +12,8 @@ station confirms. When artifacts and banks already match the running model it do
 from __future__ import annotations
 
 import logging
-import secrets
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +22,7 @@ from edge.config.signing import signature_path
 from edge.engines.artifacts import MANIFEST_FILE
 from edge.flash.flash import FlashOptions, FlashResult, flash
 from edge.flash.journal import who
+from edge.flash.revision import new_revision
 from edge.flash.slots import CONFIG_NAME
 
 if TYPE_CHECKING:
@@ -124,10 +123,7 @@ def _reexport(spec: ModelSpec, artifact_dir: Path, precision: str, active: Activ
 
 def _revision_copy(active: ActiveConfig) -> Path:
     """The active config, byte for byte (and its signature), next to where it was flashed from."""
-    base = Path(str(active.manifest.get("base_dir") or active.slot_dir))
-    source = Path(str(active.manifest.get("source") or CONFIG_NAME))
-    revision = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
-    target = base / f"{source.stem.split('.rev-')[0]}.rev-{revision}.yaml"
+    target = new_revision(active).config_file
     installed = active.slot_dir / CONFIG_NAME
     shutil.copyfile(installed, target)
     if signature_path(installed).is_file():

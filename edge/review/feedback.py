@@ -21,10 +21,8 @@ signature error and the engineer signs and flashes the revision with ``edge flas
 from __future__ import annotations
 
 import logging
-import secrets
 import shutil
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ from edge.config.paths import PathEscapeError, confine
 from edge.config.resolve import default_allowed_roots, list_images
 from edge.config.safe_mode import SafeMode, load_active_config
 from edge.flash.flash import BankBuilder, FlashOptions, flash
+from edge.flash.revision import new_revision
 from edge.flash.slots import CONFIG_NAME
 
 log = logging.getLogger(__name__)
@@ -162,19 +161,16 @@ class GoldenFeedback:
         active = load_active_config(self.root)
         if isinstance(active, SafeMode):
             raise FeedbackError(f"no usable flashed config on this station: {active.reason}")
-        base = Path(str(active.manifest.get("base_dir") or active.slot_dir))
-        source = Path(str(active.manifest.get("source") or CONFIG_NAME))
         raw = yaml.safe_load((active.slot_dir / CONFIG_NAME).read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise FeedbackError("the active config is not a YAML mapping")
-        revision = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+        rev = new_revision(active)
+        base, revision, config_file = rev.base, rev.revision, rev.config_file
         created: list[Path] = []
         try:
             edit(raw, base, revision, created)
-            stem = source.stem.split(".rev-")[0]
-            config_file = base / f"{stem}.rev-{revision}.yaml"
             header = (
-                f"# Revision {revision} of {source.name} "
+                f"# Revision {revision} of {rev.source.name} "
                 f"(slot {active.slot}, config {active.config_hash[:12]}),\n"
                 f"# made in the review UI by {user}: {change}.\n"
             )

@@ -37,8 +37,21 @@ log = logging.getLogger(__name__)
 # and recent enough for per-channel Q/DQ (axis attribute, opset >= 13) and LayerNormalization.
 OPSET = 17
 PARITY_ATOL = 1e-3
-_DYNAMIC_VISION = {"image": {0: "batch"}, "features": {0: "batch"}, "descriptor": {0: "batch"}}
-_DYNAMIC_COMPARISON = {"templates": {0: "k"}, "template_valid": {0: "k"}}
+# Height and width are dynamic: each SKU runs at its own input size (a multiple of 64 that follows its
+# golden images' aspect ratio); one graph serves them all (no export per size to keep in step).
+_DYNAMIC_VISION = {
+    "image": {0: "batch", 1: "height", 2: "width"},
+    "features": {0: "batch", 2: "fh", 3: "fw"},
+    "descriptor": {0: "batch"},
+}
+_MAP = {2: "fh", 3: "fw"}
+_DYNAMIC_COMPARISON = {
+    "query": _MAP,
+    "templates": {0: "k", **_MAP},
+    "template_valid": {0: "k", **_MAP},
+    "anomaly": _MAP,
+    "valid": _MAP,
+}
 
 
 def example_vision(spec: ModelSpec, batch: int = 2, seed: int = 0) -> np.ndarray:

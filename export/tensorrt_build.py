@@ -38,7 +38,16 @@ BUILD_RECORD = "build.json"
 TIMING_CACHE = "timing.cache"
 WORKSPACE_BYTES = 1 << 30
 #: (min, opt, max) of each named dynamic dimension.
-DEFAULT_DYNAMIC_RANGES: dict[str, tuple[int, int, int]] = {"batch": (1, 1, 4), "k": (1, 3, 8)}
+#: Height/width follow each SKU's golden images (multiples of 64, reference 320); ``k`` counts the top-k
+#: templates and the packed patch-memory chunks (``edge.inspection.memory``), at most 32 each.
+DEFAULT_DYNAMIC_RANGES: dict[str, tuple[int, int, int]] = {
+    "batch": (1, 1, 8),
+    "k": (1, 3, 32),
+    "height": (64, 320, 1024),
+    "width": (64, 320, 1024),
+    "fh": (8, 40, 128),
+    "fw": (8, 40, 128),
+}
 
 
 class EngineBuildError(RuntimeError):

@@ -50,7 +50,7 @@ class OnnxRuntimeRunner(Runner):
             TensorSpec(
                 name=i.name,
                 dtype=_ORT_TYPES[i.type],
-                shape=tuple(d if isinstance(d, int) else -1 for d in i.shape),
+                shape=tuple(d if isinstance(d, int) else str(d) if d else -1 for d in i.shape),
             )
             for i in self.session.get_inputs()
         )

@@ -155,17 +155,24 @@ class TensorRtRunner(Runner):
             cuda.Context.pop()
 
 
+#: Sizes the load-time parity check feeds for the dynamic image and feature-map sides.
+PARITY_SIDES = {"height": 128, "width": 128, "fh": 16, "fw": 16}
+
+
 def parity_feeds(inputs: tuple[TensorSpec, ...], dynamic: int = 2, seed: int = 0) -> dict[str, Array]:
     """Build fixed inputs for a load-time parity check, shaped like real ones.
 
     uint8 inputs get random pixels; float inputs with several channels get unit vectors along axis 1 (the
-    encoders' feature contract); single-channel float inputs get a 0/1 validity mask. Dynamic dims take
+    encoders' feature contract); single-channel float inputs get a 0/1 validity mask. Dynamic image and
+    feature-map sides take :data:`PARITY_SIDES` (a 128x128 image, a 16x16 map), other dynamic dims
     ``dynamic``.
     """
     rng = np.random.default_rng(seed)
     feeds: dict[str, Array] = {}
     for spec in inputs:
-        shape = tuple(d if isinstance(d, int) and d >= 0 else dynamic for d in spec.shape)
+        shape = tuple(
+            d if isinstance(d, int) and d >= 0 else PARITY_SIDES.get(str(d), dynamic) for d in spec.shape
+        )
         if spec.dtype == np.uint8:
             feeds[spec.name] = rng.integers(0, 256, size=shape, dtype=np.uint8)
         elif len(shape) >= 2 and shape[1] > 1:

@@ -54,4 +54,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(metrics, indent=2))
     print(f"wrote {args.out / 'metrics.json'} and {args.out / 'report.png'}")
+    failed = sorted(name for name, m in metrics.items() if "error" in m)
+    if failed:
+        log.error("evaluation failed for %s (see metrics.json)", ", ".join(failed))
+        return 1
     return 0

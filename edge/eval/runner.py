@@ -24,7 +24,7 @@ from edge.eval.datasets import BoxXYXY, Category, discover, iter_golden, read_im
 from edge.eval.metrics import BoxCounts, auroc, bbox_mask_iou, match_boxes, percentiles
 from edge.inspection.augment import LinePerturbation, transform_box
 from edge.inspection.inspector import Inspector, SkuSettings
-from edge.inspection.types import InspectionResult
+from edge.inspection.types import InspectionResult, Verdict
 
 log = logging.getLogger(__name__)
 SEED = 1234
@@ -77,24 +77,12 @@ def _clip(box: BoxXYXY, size: tuple[int, int]) -> BoxXYXY:
     return (max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3]))
 
 
-def _score_in_region(result: InspectionResult, region: tuple[float, float, float, float]) -> float:
-    amap = result.anomaly_map
-    s = 1.0 / result.map_scale  # map pixels per image pixel
-    x1, y1 = math.ceil(region[0] * s), math.ceil(region[1] * s)
-    x2, y2 = int(region[2] * s), int(region[3] * s)
-    crop = amap[y1:y2, x1:x2]
-    return float(crop.max()) if crop.size else 0.0
-
-
 def _judge(
-    result: InspectionResult, size: tuple[int, int], perturbed: bool
+    result: InspectionResult, region: tuple[float, float, float, float]
 ) -> tuple[float, list[tuple[BoxXYXY, float]], bool]:
-    region = _region(size, perturbed)
     pred = [((float(b.x), float(b.y), float(b.x + b.w), float(b.y + b.h)), b.score) for b in result.boxes]
     pred = [(bx, sc) for bx, sc in pred if _inside(bx, region)]
-    score = _score_in_region(result, region) if perturbed else result.score
-    ng = score > result.threshold and bool(pred)
-    return score, pred, ng
+    return result.score, pred, result.verdict == Verdict.NG
 
 
 def evaluate_category(
@@ -120,8 +108,9 @@ def evaluate_category(
         size = (image.shape[0], image.shape[1])
         region = _region(size, perturb)
         gt = [b for b in gt if _inside(b, region)]
-        result = inspector.inspect(image, category.name)
-        score, pred, ng = _judge(result, size, perturb)
+        # Under --perturb line the border holds made-up content: the station inspects the central region.
+        result = inspector.inspect(image, category.name, roi=region if perturb else None)
+        score, pred, ng = _judge(result, region)
         out.scores.append(score)
         out.labels.append(sample.defective)
         out.correct.append(ng == sample.defective)
@@ -148,12 +137,16 @@ def evaluate_category(
         # False alarms: every golden template, shown as the line would show it, against its own bank.
         for tid, image in tqdm(golden, desc=f"{category.name} templates", unit="img", leave=False):
             shown, _ = line.apply(image, rng) if perturb else (image, None)
-            result = inspector.inspect(shown, category.name)
-            _, _, ng = _judge(result, (shown.shape[0], shown.shape[1]), perturb)
+            region = _region((shown.shape[0], shown.shape[1]), perturb)
+            result = inspector.inspect(shown, category.name, roi=region if perturb else None)
+            _, _, ng = _judge(result, region)
             out.false_ng.append(ng)
             out.retrieval_hits.append(result.template_id == tid)
     del inspector.banks[category.name]
-    return summarize(out, len(category.samples)), out
+    summary = summarize(out, len(category.samples))
+    summary["self_config"] = bank.calibration.capability
+    summary["input_size"] = list(bank.input_size)
+    return summary, out
 
 
 def _r(value: float | None) -> float | None:
@@ -200,7 +193,15 @@ def run_eval(
     metrics: dict[str, Any] = {}
     outcomes: dict[str, CategoryOutcome] = {}
     for category in found:
-        metrics[category.name], outcomes[category.name] = evaluate_category(inspector, category, k, perturb)
+        try:
+            metrics[category.name], outcomes[category.name] = evaluate_category(
+                inspector, category, k, perturb
+            )
+        except Exception as exc:  # one bad category must not stop the others: reported, run goes on
+            log.exception("%s: evaluation failed", category.name)
+            inspector.banks.pop(category.name, None)
+            metrics[category.name] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
         log.info("%s: %s", category.name, json.dumps(metrics[category.name]))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_report(outcomes, out_dir / "report.png")

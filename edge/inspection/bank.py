@@ -16,8 +16,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-BANK_FORMAT = 1
+from edge.inspection.memory import PatchMemory
+from edge.inspection.whole_part import WholePartModel
+
+BANK_FORMAT = 2
+#: Per-golden-image arrays (first axis = golden image).
 _ARRAYS = ("features", "descriptors", "thumbs", "gray_reg", "gray_fine")
+#: SKU-wide arrays: the patch memory and the whole-part model (empty when they do not take part).
+_SKU_ARRAYS = ("memory_patches", "memory_source", "part_mean", "part_precision")
 
 
 class BankError(RuntimeError):
@@ -40,6 +46,15 @@ class Calibration:
         outliers: golden images whose score is far above the others'; they do not set the threshold and
             the flash self-test refuses a bank that has any.
         pixel_compare: whether the pixel-level map takes part in the verdict (see ``SkuSettings``).
+        memory_scale: the same as ``feature_scale`` for the whole-bank patch memory.
+        part_scale: the same for the whole-part (Mahalanobis) score.
+        maps: the maps that take part (``template``, ``memory``, ``pixel``), chosen by self-configuration.
+        aggregation: image score from the fused map: ``max`` or ``tail`` (mean of its top 1 %).
+        whole_part: how the whole-part score joins the map score: ``off``, ``max`` or ``sum``.
+        map_threshold: level of the fused map above which a region is boxed (the highest golden map
+            maximum with the margin), independent of how the image score aggregates.
+        capability: the self-configuration's report (choice, detection per synthetic defect kind,
+            golden false-NG rate, the runners-up) for the flash and the line engineer.
 
     """
 
@@ -50,6 +65,13 @@ class Calibration:
     method: list[str] = field(default_factory=list)
     outliers: list[str] = field(default_factory=list)
     pixel_compare: bool = True
+    memory_scale: float = 1.0
+    part_scale: float = 1.0
+    maps: list[str] = field(default_factory=lambda: ["template"])
+    aggregation: str = "max"
+    whole_part: str = "off"
+    map_threshold: float = 0.0
+    capability: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,8 +88,48 @@ class SkuBank:
     thumbs: npt.NDArray[np.float32]  # [N, 256]
     gray_reg: npt.NDArray[np.uint8]  # [N, hr, wr]
     gray_fine: npt.NDArray[np.uint8]  # [N, hf, wf]
+    input_size: tuple[int, int] = (320, 320)  # (height, width) of the model input for this SKU
+    aspect_range: tuple[float, float] = (0.0, float("inf"))  # accepted frame width/height ratios
+    memory_patches: npt.NDArray[np.float16] = field(default_factory=lambda: np.zeros((0, 0), np.float16))
+    memory_source: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    part_mean: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    part_precision: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
     calibration: Calibration | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: golden images whose aspect ratio is far from the SKU's (resized anyway; the flash warns).
+    squashed: list[str] = field(default_factory=list)
+    #: packed patch memory per (feature size, excluded images): built once, reused every frame.
+    _packed: dict[Any, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    @property
+    def memory(self) -> PatchMemory | None:
+        """The whole-bank patch memory (None when the bank has none)."""
+        if self.memory_patches.size == 0:
+            return None
+        return PatchMemory(self.memory_patches, self.memory_source)
+
+    def packed_memory(
+        self, feature_size: tuple[int, int], exclude: frozenset[int] = frozenset()
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+        """The memory as comparison-encoder templates and validity (cached for the frame path)."""
+        memory = self.memory
+        if memory is None:
+            return None
+        key = (feature_size, exclude)
+        if key not in self._packed:
+            if len(self._packed) > 64:  # leave-one-out keys during calibration
+                self._packed.clear()
+            self._packed[key] = memory.packed(feature_size, exclude)
+        return self._packed[key]
+
+    @property
+    def whole_part(self) -> WholePartModel | None:
+        """The golden distribution of pooled features (None when too few golden parts)."""
+        if self.part_mean.size == 0:
+            return None
+        return WholePartModel(mean=self.part_mean, precision=self.part_precision, shrinkage=float("nan"))
 
     def __len__(self) -> int:
         return len(self.template_ids)
@@ -109,12 +171,15 @@ class SkuBank:
             "template_ids": self.template_ids,
             "image_hashes": self.image_hashes,
             "image_size": list(self.image_size),
+            "input_size": list(self.input_size),
+            "aspect_range": list(self.aspect_range),
+            "squashed": self.squashed,
             "calibration": asdict(self.calibration) if self.calibration else None,
             "settings": self.settings,
         }
         tmp_npz = directory / ".bank.npz.tmp"
         with tmp_npz.open("wb") as fh:
-            np.savez(fh, **{name: getattr(self, name) for name in _ARRAYS})
+            np.savez(fh, **{name: getattr(self, name) for name in (*_ARRAYS, *_SKU_ARRAYS)})
             fh.flush()
             os.fsync(fh.fileno())
         tmp_json = directory / ".bank.json.tmp"
@@ -131,12 +196,19 @@ class SkuBank:
         """Read a bank; refuses another format, another model, or arrays that do not match the metadata."""
         try:
             meta = json.loads((directory / "bank.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise BankError(f"{directory}: cannot read golden bank: {exc}") from exc
+        if meta.get("format") != BANK_FORMAT:  # before any array of another layout is read
+            raise BankError(
+                f"{directory}: bank format {meta.get('format')}, expected {BANK_FORMAT}; "
+                "re-flash the config to rebuild it"
+            )
+        try:
             with np.load(directory / "bank.npz") as data:
                 arrays = {name: data[name] for name in _ARRAYS}
+                sku_arrays = {name: data[name] for name in _SKU_ARRAYS}
         except (OSError, ValueError, KeyError) as exc:
             raise BankError(f"{directory}: cannot read golden bank: {exc}") from exc
-        if meta.get("format") != BANK_FORMAT:
-            raise BankError(f"{directory}: bank format {meta.get('format')}, expected {BANK_FORMAT}")
         if model_id is not None and meta["model_id"] != model_id:
             raise BankError(
                 f"{directory}: bank was built for model {meta['model_id']}, station runs {model_id}; "
@@ -153,9 +225,13 @@ class SkuBank:
             template_ids=list(meta["template_ids"]),
             image_hashes=list(meta["image_hashes"]),
             image_size=(int(meta["image_size"][0]), int(meta["image_size"][1])),
+            input_size=(int(meta["input_size"][0]), int(meta["input_size"][1])),
+            aspect_range=(float(meta["aspect_range"][0]), float(meta["aspect_range"][1])),
             calibration=Calibration(**calib) if calib else None,
             settings=dict(meta.get("settings", {})),
+            squashed=list(meta.get("squashed", [])),
             **arrays,
+            **sku_arrays,
         )
         if bank.bank_id != meta.get("bank_id"):
             raise BankError(f"{directory}: bank id mismatch (file edited or corrupt)")

@@ -36,7 +36,8 @@ def gaussian_kernel1d(sigma: float) -> torch.Tensor:
 class VisionEncoder(nn.Module):
     """EfficientNet-Lite0 trunk -> fused stride-8 features, locally aggregated and L2-normalised.
 
-    Input: ``image`` uint8 ``[B, H, W, 3]`` RGB with ``(H, W) == input_size`` (multiples of 64).
+    Input: ``image`` uint8 ``[B, H, W, 3]`` RGB, ``H`` and ``W`` multiples of 64 (``input_size`` is the
+    reference size the graph is exported and calibrated at; each SKU runs at its own size).
     The stride-8 (40 ch) and stride-16 (112 ch, upsampled) maps are each L2-normalised before being
     concatenated, so neither scale dominates the similarity; a 3x3 average then aggregates each location's
     neighbourhood (PatchCore-style) which makes features tolerant to sub-cell shifts and sensor noise.
@@ -91,9 +92,11 @@ class VisionEncoder(nn.Module):
         fused = torch.cat([s8, up], dim=1)
         fused = F.avg_pool2d(fused, kernel_size=3, stride=1, padding=1, count_include_pad=False)
         fused = F.normalize(fused, dim=1)
-        # A fixed-kernel average pool (not adaptive) keeps the graph static for ONNX and TensorRT.
-        cell = (self.input_size[0] // 16 // DESCRIPTOR_GRID, self.input_size[1] // 16 // DESCRIPTOR_GRID)
-        grid = F.avg_pool2d(feats.stride16, kernel_size=cell, stride=cell)
-        grid = F.normalize(grid, dim=1)
+        # The grid pool must not bake the map size into the graph (each SKU runs at its own input size, one
+        # ONNX graph with dynamic height/width serves them all): resample the stride-16 map to a fixed 32x32
+        # (Resize with constant sizes), then average 8x8 cells into the 4x4 grid.
+        side = DESCRIPTOR_GRID * 8
+        grid = F.interpolate(feats.stride16, size=(side, side), mode="bilinear", align_corners=False)
+        grid = F.normalize(F.avg_pool2d(grid, kernel_size=8, stride=8), dim=1)
         descriptor = F.normalize(grid.flatten(1), dim=1)
         return EncoderOutput(features=fused, descriptor=descriptor)

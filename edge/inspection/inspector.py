@@ -18,10 +18,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.inspection import selfconfig
 from edge.inspection.augment import LinePerturbation
 from edge.inspection.bank import Calibration, SkuBank, image_sha256
+from edge.inspection.defects import defect_set
+from edge.inspection.memory import PatchMemory
 from edge.inspection.model import Encoders
-from edge.inspection.postprocess import extract_boxes, fuse, image_score
+from edge.inspection.postprocess import extract_boxes
 from edge.inspection.preprocess import ImageError, PreparedImage, ViewSettings, as_rgb, prepare
 from edge.inspection.registration import (
     RegistrationSettings,
@@ -29,9 +32,15 @@ from edge.inspection.registration import (
     scale_affine,
     warp_to_frame,
 )
+from edge.inspection.sizing import sku_geometry
 from edge.inspection.types import InspectionResult, Registration, Verdict
+from edge.inspection.whole_part import MIN_PARTS, WholePartModel, pooled
 
 FloatMap = npt.NDArray[np.float32]
+
+
+#: Every comparison :meth:`Inspector.analyze` can compute.
+ALL_MAPS = frozenset({"template", "pixel", "memory", "part"})
 
 
 class InspectionError(RuntimeError):
@@ -95,6 +104,9 @@ class InspectorSettings:
         view_mismatch_ratio: a retrieved template is compared only if its registration residual
             (1 - correlation) is at most this many times the best template's (plus 0.02): a template that
             registers much worse shows another view of the product and would explain away real defects.
+        memory_chunks: patch-memory budget in feature maps of the SKU's input size (3: as many patches as
+            the top-3 template comparison attends over, so it costs about the same per frame).
+        synthetic_per_kind: synthetic defects of each kind drawn for the self-configuration.
 
     """
 
@@ -112,14 +124,18 @@ class InspectorSettings:
     peer_min_quality: float = 0.8
     calib_quantile: float = 0.9
     view_mismatch_ratio: float = 2.0
+    memory_chunks: int = 3
+    synthetic_per_kind: int = 6
 
 
 @dataclass
 class RawMaps:
     """Un-normalised comparison of one frame against its retrieved templates."""
 
-    feature: FloatMap  # at fine resolution
+    feature: FloatMap  # template comparison, at fine resolution
     pixel: FloatMap  # at fine resolution
+    memory: FloatMap | None  # whole-bank patch memory, at fine resolution (None: not computed)
+    part: float | None  # whole-part Mahalanobis distance (None: no model or not computed)
     valid: npt.NDArray[np.bool_]
     template_idx: list[int]
     retrieval_scores: list[float]
@@ -165,20 +181,20 @@ class Inspector:
         return self.encoders.model_id
 
     # ---------------------------------------------------------------- encoding
-    def prepare(
-        self, image: npt.NDArray[Any], where: str = "frame", size: tuple[int, int] | None = None
-    ) -> PreparedImage:
-        """Validate and resize an image into the inspection's views (resized to ``size`` when given)."""
+    def prepare(self, image: npt.NDArray[Any], where: str, bank: SkuBank) -> PreparedImage:
+        """Validate an image and bring it to the SKU's frame size and model input (see ``sizing``)."""
         rgb = as_rgb(image, where)
-        if size is not None and rgb.shape[:2] != size:
-            h, w = rgb.shape[:2]
-            if abs(h / w - size[0] / size[1]) > 0.02 * size[0] / size[1]:
-                raise ImageError(
-                    f"{where}: {w}x{h} does not have the aspect ratio of the golden images "
-                    f"({size[1]}x{size[0]})"
-                )
+        h, w = rgb.shape[:2]
+        lo, hi = bank.aspect_range
+        if not lo <= w / h <= hi:
+            raise ImageError(
+                f"{where}: {w}x{h} (aspect {w / h:.2f}) is outside the aspect ratios of SKU "
+                f"'{bank.sku}''s golden images ({lo:.2f}-{hi:.2f}): another camera or region of interest?"
+            )
+        size = bank.image_size
+        if (h, w) != size:
             rgb = np.asarray(cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA), np.uint8)
-        return prepare(rgb, self.encoders.spec.input_size, self.settings.views, where)
+        return prepare(rgb, bank.input_size, self.settings.views, where)
 
     def encode(self, prepared: Sequence[PreparedImage], batch: int = 8) -> tuple[FloatMap, FloatMap]:
         """Encode prepared images -> (features ``[N, C, h, w]``, descriptors ``[N, D]``)."""
@@ -203,7 +219,7 @@ class Inspector:
 
         Args:
             sku: SKU id.
-            images: (template id, image) pairs of defect-free parts; all the same size.
+            images: (template id, image) pairs of defect-free parts; sizes may differ (``sizing``).
             sku_settings: per-SKU knobs stored with the bank.
             calibrate: learn normalisation and threshold from the golden images.
             progress: called with (done, total) while encoding.
@@ -212,20 +228,27 @@ class Inspector:
         if not images:
             raise InspectionError(f"SKU '{sku}': no golden images to enroll")
         cfg = sku_settings or SkuSettings()
-        size = images[0][1].shape[:2]
+        rgbs = [as_rgb(np.asarray(image), f"golden '{tid}'") for tid, image in images]
+        geometry = sku_geometry(
+            [(int(r.shape[0]), int(r.shape[1])) for r in rgbs],
+            [tid for tid, _ in images],
+            self.encoders.spec.input_size,
+        )
+        size = geometry.image_size
         prepared = []
-        for i, (tid, image) in enumerate(images):
-            if image.shape[:2] != size:
-                raise ImageError(
-                    f"SKU '{sku}': golden image '{tid}' is {image.shape[1]}x{image.shape[0]}, "
-                    f"the first one is {size[1]}x{size[0]}; all golden images must have the same size"
-                )
-            prepared.append(
-                prepare(image, self.encoders.spec.input_size, self.settings.views, f"golden '{tid}'")
-            )
+        for i, ((tid, _), rgb) in enumerate(zip(images, rgbs, strict=True)):
+            if rgb.shape[:2] != size:
+                rgb = np.asarray(cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA), np.uint8)
+            prepared.append(prepare(rgb, geometry.input_size, self.settings.views, f"golden '{tid}'"))
             if progress:
                 progress(i + 1, len(images))
         feats, descs = self.encode(prepared)
+        fh, fw = feats.shape[-2:]
+        memory = PatchMemory.build(feats, self.settings.memory_chunks * fh * fw)
+        part_mean, part_precision = np.zeros(0), np.zeros((0, 0))
+        if len(images) >= MIN_PARTS:
+            model = WholePartModel.fit(pooled(feats))
+            part_mean, part_precision = model.mean, model.precision
         bank = SkuBank(
             sku=sku,
             model_id=self.model_id,
@@ -237,10 +260,17 @@ class Inspector:
             thumbs=np.stack([p.thumb for p in prepared]),
             gray_reg=np.stack([p.gray_reg for p in prepared]),
             gray_fine=np.stack([p.gray_fine for p in prepared]),
+            input_size=geometry.input_size,
+            aspect_range=geometry.aspect_range,
+            memory_patches=memory.patches,
+            memory_source=memory.source,
+            part_mean=part_mean,
+            part_precision=part_precision,
             settings=asdict(cfg),
         )
+        bank.squashed = list(geometry.squashed)
         if calibrate:
-            bank.calibration = self.calibrate(bank, [img for _, img in images])
+            bank.calibration = self.calibrate(bank, rgbs)
         self.banks[sku] = bank
         return bank
 
@@ -263,8 +293,13 @@ class Inspector:
         bank: SkuBank,
         top_k: int,
         exclude: frozenset[int] = frozenset(),
+        maps: frozenset[str] = ALL_MAPS,
     ) -> RawMaps:
-        """Compare one encoded frame with its top-k templates; un-normalised maps."""
+        """Compare one encoded frame with its golden bank; un-normalised maps.
+
+        ``maps`` names what to compute (``template``, ``pixel``, ``memory``, ``part``); the rest is left out
+        (zero maps, ``None``) so that a frame pays only for the comparisons its SKU chose.
+        """
         cfg = self.settings
         lat: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -300,6 +335,9 @@ class Inspector:
         best: npt.NDArray[Any] = np.full((fine_h, fine_w), 255, np.uint8)
         covered: npt.NDArray[Any] = np.zeros((fine_h, fine_w), np.uint8)
         for (idx, _), reg in zip(hits, regs, strict=True):
+            if "pixel" not in maps:
+                covered[:] = 255
+                break
             m_fine = scale_affine(reg.matrix, fine_ratio, fine_ratio)
             tmpl = cv2.GaussianBlur(bank.gray_fine[idx], (0, 0), cfg.pixel_blur)
             warped = warp_to_frame(tmpl, m_fine, size)
@@ -333,19 +371,43 @@ class Inspector:
 
         # Feature level: the comparison encoder attends over every location of the retrieved templates as
         # enrolled (no warping: the search is position-free, so registration residue cannot show up here).
-        out = self.encoders.comparison.infer(
-            {
-                "query": np.ascontiguousarray(features[None], dtype=np.float32),
-                "templates": np.ascontiguousarray(bank.features[[i for i, _ in hits]], dtype=np.float32),
-                "template_valid": np.ones((len(hits), 1, fh, fw), np.float32),
-            }
-        )
-        anomaly = out["anomaly"][0, 0].astype(np.float32)
-        feature = cv2.resize(anomaly, (fine_w, fine_h), interpolation=cv2.INTER_LINEAR)
-        lat["feature_compare"] = (time.perf_counter() - t3) * 1e3
+        query = np.ascontiguousarray(features[None], dtype=np.float32)
+        feature = np.zeros((fine_h, fine_w), np.float32)
+        if "template" in maps:
+            out = self.encoders.comparison.infer(
+                {
+                    "query": query,
+                    "templates": np.ascontiguousarray(bank.features[[i for i, _ in hits]], dtype=np.float32),
+                    "template_valid": np.ones((len(hits), 1, fh, fw), np.float32),
+                }
+            )
+            anomaly = out["anomaly"][0, 0].astype(np.float32)
+            feature = cv2.resize(anomaly, (fine_w, fine_h), interpolation=cv2.INTER_LINEAR)
+        t4 = time.perf_counter()
+        lat["feature_compare"] = (t4 - t3) * 1e3
+        # The same graph searches the whole-bank patch memory (packed as templates; leave-one-out masks the
+        # excluded golden images' own patches).
+        memory: FloatMap | None = None
+        packed = bank.packed_memory((fh, fw), exclude) if "memory" in maps else None
+        if packed is not None:
+            out = self.encoders.comparison.infer(
+                {"query": query, "templates": packed[0], "template_valid": packed[1]}
+            )
+            memory = cv2.resize(
+                out["anomaly"][0, 0].astype(np.float32), (fine_w, fine_h), interpolation=cv2.INTER_LINEAR
+            )
+        t5 = time.perf_counter()
+        lat["memory_compare"] = (t5 - t4) * 1e3
+        part: float | None = None
+        whole = bank.whole_part
+        if "part" in maps and whole is not None:
+            part = float(whole.distance(pooled(features[None]))[0])
+        lat["whole_part"] = (time.perf_counter() - t5) * 1e3
         return RawMaps(
             feature=feature,
             pixel=pixel.astype(np.float32),
+            memory=memory,
+            part=part,
             valid=valid_fine,
             template_idx=[i for i, _ in hits],
             retrieval_scores=[s for _, s in hits],
@@ -353,9 +415,32 @@ class Inspector:
             latency_ms=lat,
         )
 
+    @staticmethod
+    def _normalised(raw: RawMaps, calib: Calibration, names: Sequence[str]) -> dict[str, FloatMap]:
+        """The comparison maps in ``names``, each divided by its golden scale (1.0 = a high normal value)."""
+        out: dict[str, FloatMap] = {}
+        for name in names:
+            if name == "template":
+                out[name] = raw.feature / np.float32(max(calib.feature_scale, 1e-6))
+            elif name == "pixel":
+                out[name] = raw.pixel / np.float32(max(calib.pixel_scale, 1e-6))
+            elif name == "memory" and raw.memory is not None:
+                out[name] = raw.memory / np.float32(max(calib.memory_scale, 1e-6))
+        return out
+
     def _fused(self, raw: RawMaps, calib: Calibration) -> FloatMap:
-        pixel_scale = calib.pixel_scale if calib.pixel_compare else None
-        return fuse(raw.feature, raw.pixel, calib.feature_scale, pixel_scale, self.settings.fusion)
+        """Max-fusion of the SKU's chosen maps (a defect seen by any comparison counts)."""
+        maps = list(self._normalised(raw, calib, calib.maps).values())
+        fused = maps[0]
+        for m in maps[1:]:
+            fused = np.maximum(fused, m)
+        return np.asarray(fused, np.float32)
+
+    @staticmethod
+    def _part_score(raw: RawMaps, calib: Calibration) -> float | None:
+        if calib.whole_part == "off" or raw.part is None:
+            return None
+        return raw.part / max(calib.part_scale, 1e-6)
 
     # ------------------------------------------------------------- calibration
     def calibrate(
@@ -384,7 +469,7 @@ class Inspector:
             )
 
         def encoded(image: npt.NDArray[Any]) -> tuple[PreparedImage, FloatMap, FloatMap]:
-            prep = self.prepare(image, "calibration image", bank.image_size)
+            prep = self.prepare(image, "calibration image", bank)
             feats, descs = self.encode([prep])
             return prep, feats[0], descs[0]
 
@@ -423,12 +508,17 @@ class Inspector:
             raws.append(raw)
             methods.append("self")
         # Each comparison is scaled by how high it goes on golden parts (the calib_quantile of their
-        # per-part maxima), so 1.0 means "as different as a good part gets" in both maps and neither map's
-        # natural variation (e.g. pixel-level texture on a moulded part) masks the other's evidence.
+        # per-part maxima), so 1.0 means "as different as a good part gets" in every map and no map's
+        # natural variation (e.g. pixel-level texture on a moulded part) masks another's evidence.
         usable = [r for r in raws if r.valid.any()]
         q = cfg.calib_quantile
-        feature_scale = float(np.quantile([float(r.feature[r.valid].max()) for r in usable], q))
-        pixel_scale = float(np.quantile([float(r.pixel[r.valid].max()) for r in usable], q))
+
+        def scale(values: list[float]) -> float:
+            return max(float(np.quantile(values, q)), 1e-3) if values else 1.0
+
+        feature_scale = scale([float(r.feature[r.valid].max()) for r in usable])
+        pixel_scale = scale([float(r.pixel[r.valid].max()) for r in usable])
+        memory_scale = scale([float(r.memory[r.valid].max()) for r in usable if r.memory is not None])
         lo, hi = np.percentile(bank.gray_fine[picks], [1, 99])
         # Without a peer, the golden set shows no part-to-part variation at pixel level: only a difference
         # of a large share of the part's contrast can then count (different parts are not pixel-identical).
@@ -437,17 +527,66 @@ class Inspector:
         pixel_scale = max(pixel_scale, floor * float(hi - lo))
         # Pixel differences mean something only between parts that are pixel-repeatable. Unseen, that
         # cannot be known, and one template cannot show every pose or shape variation of a part (measured:
-        # bottle 1-shot AUROC 0.976 with the pixel map, 0.998 without): the position-free feature
-        # comparison decides alone, unless the engineer asks for the pixel comparison.
+        # bottle 1-shot AUROC 0.976 with the pixel map, 0.998 without): the position-free comparisons
+        # decide alone, unless the engineer asks for the pixel comparison.
         use_pixel = sku_cfg.pixel_compare == "on" or (sku_cfg.pixel_compare == "auto" and not unseen)
+        # The whole-part score of a golden part is its distance to the model fitted on the *other* parts.
+        whole = bank.whole_part
+        loo_models: dict[int, WholePartModel] = {}
+        all_pooled = pooled(bank.features.astype(np.float32)) if whole is not None else None
+        if whole is not None and all_pooled is not None:
+            for k, i in enumerate(picks):
+                if methods[k] != "self":
+                    loo_models[int(i)] = WholePartModel.fit(np.delete(all_pooled, int(i), axis=0))
+                    raws[k].part = float(loo_models[int(i)].distance(all_pooled[int(i)])[0])
+        part_values = [r.part for r in raws if r.part is not None]
         calib = Calibration(
-            feature_scale=max(feature_scale, 1e-3),
+            feature_scale=feature_scale,
             pixel_scale=max(pixel_scale, 1e-3),
             threshold=1.0,
             method=methods,
             pixel_compare=use_pixel,
+            memory_scale=memory_scale,
+            part_scale=scale([float(v) for v in part_values]),
         )
-        scores = [image_score(self._fused(r, calib), r.valid) for r in raws]
+        available = ["template"]
+        if bank.memory is not None:
+            available.append("memory")
+        if use_pixel:
+            available.append("pixel")
+        golden_samples = [self._sample_scores(r, calib, available, "golden", False) for r in raws]
+
+        # Synthetic defects drawn onto the sampled golden parts, compared exactly as their golden part was
+        # (leave-one-out against its peers, or itself under line nuisance): what could the station see?
+        synth: list[selfconfig.SampleScores] = []
+        sources = [np.asarray(images[int(i)], np.uint8) for i in picks]
+        for j, defect in defect_set(sources, cfg.synthetic_per_kind, seed + 1):
+            i = int(picks[j])
+            if methods[j] == "self":
+                shown, matrix = perturb.apply(defect.image, rng)
+                prep, feats, desc = encoded(shown)
+                raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k)
+                raw.valid &= _content_mask(shown.shape[:2], matrix, prep.gray_fine.shape, cfg.border_px)
+            else:
+                prep, feats, desc = encoded(defect.image)
+                raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k, frozenset({i}))
+                if i in loo_models:
+                    raw.part = float(loo_models[i].distance(pooled(feats[None]))[0])
+            synth.append(self._sample_scores(raw, calib, available, defect.kind, True))
+        samples = golden_samples + synth
+        allowed = [m for m in available if m != "pixel"] if not use_pixel else available
+        best, ranked = selfconfig.choose(
+            samples, allowed, bool(part_values) and len(bank) >= MIN_PARTS, sku_cfg.threshold_margin
+        )
+        if sku_cfg.pixel_compare == "on":  # the engineer asked for it: only choices with the pixel map
+            with_pixel = [e for e in ranked if "pixel" in e.choice.maps]
+            best = with_pixel[0] if with_pixel else best
+        choice = best.choice
+        calib.maps = list(choice.maps)
+        calib.aggregation = choice.aggregation
+        calib.whole_part = choice.whole_part
+        calib.pixel_compare = "pixel" in choice.maps
+        scores = [selfconfig.combined(s, choice) for s in golden_samples]
         calib.golden_scores = [round(s, 4) for s in scores]
         inliers = _inlier_mask(np.asarray(scores))
         calib.outliers = [bank.template_ids[int(i)] for i, ok in zip(picks, inliers, strict=True) if not ok]
@@ -456,15 +595,70 @@ class Inspector:
             if sku_cfg.threshold is not None
             else float(np.asarray(scores)[inliers].max()) * (1.0 + sku_cfg.threshold_margin)
         )
+        map_max = np.asarray([s.by_subset[choice.maps]["max"] for s in golden_samples])
+        calib.map_threshold = (
+            calib.threshold
+            if choice.aggregation == "max" and choice.whole_part == "off"
+            else float(map_max[inliers].max()) * (1.0 + sku_cfg.threshold_margin)
+        )
+        final = selfconfig.evaluate(choice, samples, sku_cfg.threshold_margin, None)
+        synth_scores = [selfconfig.combined(s, choice) for s in synth]
+        calib.capability = {
+            "choice": choice.label,
+            "detection": {
+                kind: round(
+                    float(
+                        np.mean(
+                            [
+                                v > calib.threshold
+                                for s, v in zip(synth, synth_scores, strict=True)
+                                if s.kind == kind
+                            ]
+                        )
+                    ),
+                    3,
+                )
+                for kind in dict.fromkeys(s.kind for s in synth)
+            },
+            "golden_false_ng": round(float(np.mean(np.asarray(scores) > calib.threshold)), 3),
+            "synthetic_auroc": round(final.auroc, 4),
+            "synthetic_per_kind": cfg.synthetic_per_kind,
+            "golden_samples": len(scores),
+            "runners_up": [
+                {"choice": e.choice.label, "objective": round(e.objective, 4)} for e in ranked[:5]
+            ],
+        }
         return calib
 
+    def _sample_scores(
+        self, raw: RawMaps, calib: Calibration, available: Sequence[str], kind: str, defective: bool
+    ) -> selfconfig.SampleScores:
+        maps = self._normalised(raw, calib, available)
+        part = None if raw.part is None else raw.part / max(calib.part_scale, 1e-6)
+        return selfconfig.SampleScores(
+            by_subset=selfconfig.subset_scores(maps, raw.valid),
+            whole_part=part,
+            kind=kind,
+            defective=defective,
+        )
+
     # -------------------------------------------------------------- inspection
-    def inspect(self, image: npt.NDArray[Any], sku: str) -> InspectionResult:
+    def inspect(
+        self,
+        image: npt.NDArray[Any],
+        sku: str,
+        roi: tuple[float, float, float, float] | None = None,
+    ) -> InspectionResult:
         """Inspect one frame of ``sku``.
+
+        Args:
+            image: the frame (uint8 grey or RGB); resized to the SKU's frame size when it differs.
+            sku: SKU id.
+            roi: ``(x1, y1, x2, y2)`` in frame pixels: only this region is scored and boxed.
 
         Raises:
             InspectionError: unknown SKU or nothing to compare with.
-            ImageError: the frame is unusable (type, shape, size).
+            ImageError: the frame is unusable (type, shape, aspect ratio).
 
         """
         t0 = time.perf_counter()
@@ -472,30 +666,53 @@ class Inspector:
         if bank is None:
             known = ", ".join(sorted(self.banks)) or "none"
             raise InspectionError(f"unknown SKU '{sku}' (enrolled: {known})")
-        assert bank.calibration is not None
-        prep = self.prepare(image, "frame", bank.image_size)
+        calib = bank.calibration
+        assert calib is not None
+        prep = self.prepare(image, "frame", bank)
         t1 = time.perf_counter()
         feats, descs = self.encode([prep])
         t2 = time.perf_counter()
         sku_cfg = SkuSettings(**bank.settings) if bank.settings else SkuSettings()
-        raw = self.analyze(prep, feats[0], descs[0], bank, sku_cfg.top_k)
+        wanted = frozenset(calib.maps) | ({"part"} if calib.whole_part != "off" else frozenset())
+        raw = self.analyze(prep, feats[0], descs[0], bank, sku_cfg.top_k, maps=wanted)
         t3 = time.perf_counter()
-        fused = self._fused(raw, bank.calibration)
-        score = image_score(fused, raw.valid)
-        threshold = bank.calibration.threshold
-        # Box areas are in frame pixels: scale the fine map back to the frame the caller gave.
+        fused = self._fused(raw, calib)
+        valid = raw.valid
+        # The map covers the whole frame; when the frame was resized to the SKU's size (another aspect),
+        # bring the map back to the frame's own proportions so boxes land where the defect is.
         frame_h, frame_w = (image.shape[0], image.shape[1])
         scale = prep.gray_fine.shape[1] / frame_w
-        boxes = extract_boxes(
-            fused,
-            raw.valid,
-            threshold,
+        map_h = max(1, round(frame_h * scale))
+        if map_h != fused.shape[0]:
+            size = (fused.shape[1], map_h)
+            fused = np.asarray(cv2.resize(fused, size, interpolation=cv2.INTER_LINEAR), np.float32)
+            valid = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        if roi is not None:
+            inside = np.zeros_like(valid)
+            x1, y1 = math.ceil(roi[0] * scale), math.ceil(roi[1] * scale)
+            inside[y1 : int(roi[3] * scale), x1 : int(roi[2] * scale)] = True
+            valid = valid & inside
+        values = fused[valid] if valid.any() else np.zeros(1, np.float32)
+        map_score = float(values.max()) if calib.aggregation == "max" else selfconfig.tail_mean(values)
+        part = self._part_score(raw, calib)
+        if part is None:
+            score = map_score
+        else:
+            score = max(map_score, part) if calib.whole_part == "max" else map_score + part
+        threshold = calib.threshold
+        box_args = (
             sku_cfg.box_ratio,
             sku_cfg.min_defect_area_px,
             scale,
-            sku_cfg.box_padding * max(image.shape[0], image.shape[1]),
+            sku_cfg.box_padding * max(frame_h, frame_w),
         )
-        verdict = Verdict.NG if score > threshold and boxes else Verdict.OK
+        map_threshold = calib.map_threshold or threshold
+        boxes = extract_boxes(fused, valid, map_threshold, *box_args)
+        if score > threshold and not boxes:
+            # NG by the aggregate (tail mean, whole-part score): box where the map points, so the
+            # operator sees the strongest evidence.
+            boxes = extract_boxes(fused, valid, 0.9 * float(values.max()), *box_args)
+        verdict = Verdict.NG if score > threshold else Verdict.OK
         t4 = time.perf_counter()
         latency = {
             "prepare": (t1 - t0) * 1e3,
@@ -504,7 +721,6 @@ class Inspector:
             "postprocess": (t4 - t3) * 1e3,
             "total": (t4 - t0) * 1e3,
         }
-        _ = frame_h
         return InspectionResult(
             verdict=verdict,
             score=score,

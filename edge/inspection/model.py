@@ -84,18 +84,21 @@ class ModelSpec:
         return "lite0-" + hashlib.sha256(blob).hexdigest()[:12]
 
     def vision_inputs(self) -> tuple[TensorSpec, ...]:
-        """IO contract of the vision encoder (batch is dynamic)."""
-        h, w = self.input_size
-        return (TensorSpec("image", np.dtype(np.uint8), ("batch", h, w, 3)),)
+        """IO contract of the vision encoder (batch, height and width are dynamic).
+
+        Height and width are multiples of 64: each SKU runs at the input size that follows its golden
+        images' aspect ratio (:func:`edge.inspection.sizing.sku_input_size`); ``input_size`` is the
+        reference at which the graph is exported, calibrated and optimised.
+        """
+        return (TensorSpec("image", np.dtype(np.uint8), ("batch", "height", "width", 3)),)
 
     def comparison_inputs(self) -> tuple[TensorSpec, ...]:
-        """IO contract of the comparison encoder (number of templates is dynamic)."""
-        h, w = self.feature_size
+        """IO contract of the comparison encoder (templates and feature-map size are dynamic)."""
         f32 = np.dtype(np.float32)
         return (
-            TensorSpec("query", f32, (1, FEATURE_CHANNELS, h, w)),
-            TensorSpec("templates", f32, ("k", FEATURE_CHANNELS, h, w)),
-            TensorSpec("template_valid", f32, ("k", 1, h, w)),
+            TensorSpec("query", f32, (1, FEATURE_CHANNELS, "fh", "fw")),
+            TensorSpec("templates", f32, ("k", FEATURE_CHANNELS, "fh", "fw")),
+            TensorSpec("template_valid", f32, ("k", 1, "fh", "fw")),
         )
 
 

@@ -17,7 +17,9 @@ def test_manifest_records_versions_io_and_hashes(artifacts: Path) -> None:
     assert "tensorrt" in manifest.versions  # None here: recorded as absent, not forgotten
     vision_io = manifest.io["vision"]
     assert isinstance(vision_io, dict)
-    assert vision_io["inputs"] == [{"name": "image", "dtype": "uint8", "shape": ["batch", 128, 128, 3]}]
+    assert vision_io["inputs"] == [
+        {"name": "image", "dtype": "uint8", "shape": ["batch", "height", "width", 3]}
+    ]
     assert vision_io["outputs"] == ["features", "descriptor"]
     assert {e.precision for e in manifest.files.values()} == {"fp32", "int8", "fp16"}
     assert all(len(e.sha256) == 64 and e.size > 0 for e in manifest.files.values())

@@ -45,11 +45,12 @@ def test_network_flags_by_version_without_string_comparison() -> None:
 
 def test_profiles_cover_the_declared_dynamic_dims(artifacts: Path) -> None:
     vision = profile_shapes(artifacts / onnx_file("vision"))
-    assert vision == {"image": ((1, 128, 128, 3), (1, 128, 128, 3), (4, 128, 128, 3))}
-    comparison = profile_shapes(artifacts / onnx_file("comparison"), {"k": (1, 2, 6)})
-    assert comparison["query"] == ((1, 152, 16, 16),) * 3
-    assert comparison["templates"] == ((1, 152, 16, 16), (2, 152, 16, 16), (6, 152, 16, 16))
-    with pytest.raises(EngineBuildError, match="dynamic dim 'k' has no range"):
+    assert vision == {"image": ((1, 64, 64, 3), (1, 320, 320, 3), (8, 1024, 1024, 3))}
+    sides = {"fh": (8, 16, 32), "fw": (8, 16, 32)}
+    comparison = profile_shapes(artifacts / onnx_file("comparison"), {"k": (1, 2, 6), **sides})
+    assert comparison["query"] == ((1, 152, 8, 8), (1, 152, 16, 16), (1, 152, 32, 32))
+    assert comparison["templates"] == ((1, 152, 8, 8), (2, 152, 16, 16), (6, 152, 32, 32))
+    with pytest.raises(EngineBuildError, match="dynamic dim 'fh' has no range"):
         profile_shapes(artifacts / onnx_file("comparison"), {"batch": (1, 1, 4)})
 
 

@@ -59,7 +59,7 @@ def test_retrieval_finds_the_same_view(onnx_encoders_session: Encoders) -> None:
     rng = np.random.default_rng(5)
     for i, (_, image) in enumerate(views):
         shown, _ = LinePerturbation().apply(image, rng)
-        prep = inspector.prepare(shown, size=bank.image_size)
+        prep = inspector.prepare(shown, "frame", bank)
         _, desc = inspector.encode([prep])
         ranked = bank.retrieve(desc[0], prep.thumb, k=3)
         assert len(ranked) == 3 and ranked[0][1] >= ranked[1][1] >= ranked[2][1]

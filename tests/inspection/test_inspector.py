@@ -80,8 +80,8 @@ def test_unknown_sku_names_the_known_ones(enrolled_inspector: Inspector) -> None
 
 
 def test_engine_rejects_wrong_feeds(onnx_encoders_session: Encoders) -> None:
-    with pytest.raises(EngineInputError, match="dim 1 is 100"):
-        onnx_encoders_session.vision.infer({"image": np.zeros((1, 100, 320, 3), np.uint8)})
+    with pytest.raises(EngineInputError, match="dim 3 is 4"):
+        onnx_encoders_session.vision.infer({"image": np.zeros((1, 320, 320, 4), np.uint8)})
 
 
 def test_onnx_and_torch_agree_on_verdicts(

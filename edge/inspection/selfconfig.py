@@ -1,0 +1,169 @@
+"""Per-SKU self-configuration at flash time, from the golden images only.
+
+Which comparisons take part (template comparison, whole-bank patch memory, registered pixel comparison,
+whole-part score), how the image score aggregates the map (its maximum or the mean of its top tail) and how
+the whole-part score joins it are chosen here, per SKU, by what separates the golden parts (scored
+leave-one-out) from synthetic defects drawn onto them (:mod:`edge.inspection.defects`), plus any known-bad
+parts the engineer supplies. Nothing here is tuned on a dataset: a product whose good parts vary in texture
+picks other comparisons than a pixel-repeatable board, because its golden images say so.
+
+The same figures make the capability report the flash prints: at the chosen threshold, the detection
+rate of each kind of synthetic defect and the golden false-NG rate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+MAPS = ("template", "memory", "pixel")
+AGGREGATIONS = ("max", "tail")
+WHOLE_PART = ("off", "max", "sum")
+#: Share of the valid map that the ``tail`` aggregation averages (its top 1 %).
+TAIL_FRACTION = 0.01
+
+
+def tail_mean(values: npt.NDArray[np.float32]) -> float:
+    """Mean of the top :data:`TAIL_FRACTION` of ``values`` (at least one value)."""
+    if values.size == 0:
+        return 0.0
+    k = max(1, round(values.size * TAIL_FRACTION))
+    return float(np.partition(values, values.size - k)[values.size - k :].mean())
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One way of scoring a part."""
+
+    maps: tuple[str, ...]
+    aggregation: str
+    whole_part: str
+
+    @property
+    def label(self) -> str:
+        """Human-readable name for the flash report."""
+        whole = "" if self.whole_part == "off" else f" + whole-part ({self.whole_part})"
+        return f"{'+'.join(self.maps)}, {self.aggregation}{whole}"
+
+
+@dataclass
+class SampleScores:
+    """Aggregated scores of one sample (golden or defect) for every map subset."""
+
+    by_subset: dict[tuple[str, ...], dict[str, float]]  # subset -> aggregation -> normalised score
+    whole_part: float | None  # normalised whole-part score
+    kind: str  # "golden" or the defect kind
+    defective: bool
+
+
+def subset_scores(
+    maps: dict[str, npt.NDArray[np.float32]], valid: npt.NDArray[np.bool_]
+) -> dict[tuple[str, ...], dict[str, float]]:
+    """Max and tail mean of the max-fused normalised maps, for every subset with a feature comparison."""
+    out: dict[tuple[str, ...], dict[str, float]] = {}
+    names = [m for m in MAPS if m in maps]
+    for r in range(1, len(names) + 1):
+        for subset in itertools.combinations(names, r):
+            if not {"template", "memory"} & set(subset):
+                continue
+            fused = maps[subset[0]]
+            for name in subset[1:]:
+                fused = np.maximum(fused, maps[name])
+            values = fused[valid] if valid.any() else np.zeros(1, np.float32)
+            out[subset] = {"max": float(values.max()), "tail": tail_mean(values)}
+    return out
+
+
+def combined(sample: SampleScores, choice: Choice) -> float:
+    """The image score of ``sample`` under ``choice``."""
+    score = sample.by_subset[choice.maps][choice.aggregation]
+    if choice.whole_part == "off" or sample.whole_part is None:
+        return score
+    if choice.whole_part == "max":
+        return max(score, sample.whole_part)
+    return score + sample.whole_part
+
+
+def auroc(negatives: Sequence[float], positives: Sequence[float]) -> float:
+    """Probability that a positive scores above a negative (ties count half)."""
+    if not negatives or not positives:
+        return 0.5
+    neg = np.asarray(negatives)[:, None]
+    pos = np.asarray(positives)[None, :]
+    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (neg.size * pos.size))
+
+
+@dataclass
+class Evaluation:
+    """How one choice does on the golden and synthetic samples."""
+
+    choice: Choice
+    threshold: float
+    auroc: float
+    detection: dict[str, float]  # kind -> share of defects above the threshold
+    golden_false_ng: float
+    objective: float
+    golden_scores: list[float] = field(default_factory=list)
+
+
+def evaluate(
+    choice: Choice,
+    samples: Sequence[SampleScores],
+    margin: float,
+    inliers: npt.NDArray[np.bool_] | None = None,
+) -> Evaluation:
+    """Threshold from the golden samples (highest inlier x (1 + margin)), then what it detects."""
+    golden = [combined(s, choice) for s in samples if not s.defective]
+    g = np.asarray(golden)
+    keep = inliers if inliers is not None else np.ones(len(g), bool)
+    threshold = float(g[keep].max()) * (1.0 + margin) if keep.any() else float(g.max())
+    kinds: dict[str, list[bool]] = {}
+    positives = []
+    for s in samples:
+        if s.defective:
+            v = combined(s, choice)
+            positives.append(v)
+            kinds.setdefault(s.kind, []).append(v > threshold)
+    detection = {k: float(np.mean(v)) for k, v in kinds.items()}
+    area = auroc(golden, positives)
+    rate = float(np.mean(list(detection.values()))) if detection else 0.0
+    return Evaluation(
+        choice=choice,
+        threshold=threshold,
+        auroc=area,
+        detection=detection,
+        golden_false_ng=float(np.mean(g > threshold)),
+        objective=0.5 * area + 0.5 * rate,
+        golden_scores=[round(float(v), 4) for v in golden],
+    )
+
+
+def candidates(available_maps: Sequence[str], whole_part: bool) -> list[Choice]:
+    """Every choice the SKU can make, simplest first (a tie keeps the simpler one)."""
+    names = [m for m in MAPS if m in available_maps]
+    subsets = [
+        s
+        for r in range(1, len(names) + 1)
+        for s in itertools.combinations(names, r)
+        if {"template", "memory"} & set(s)
+    ]
+    wholes = WHOLE_PART if whole_part else ("off",)
+    out = [Choice(s, a, w) for s in subsets for a in AGGREGATIONS for w in wholes]
+    return sorted(out, key=lambda c: (len(c.maps) + (c.whole_part != "off"), c.aggregation != "max"))
+
+
+def choose(
+    samples: Sequence[SampleScores], available_maps: Sequence[str], whole_part: bool, margin: float
+) -> tuple[Evaluation, list[Evaluation]]:
+    """The best choice (highest objective; the simplest on a tie) and every evaluation, best first."""
+    evals = [evaluate(c, samples, margin) for c in candidates(available_maps, whole_part)]
+    best = evals[0]
+    for e in evals[1:]:
+        if e.objective > best.objective + 1e-9:
+            best = e
+    ranked = sorted(evals, key=lambda e: -e.objective)
+    return best, ranked

@@ -43,6 +43,9 @@ class SkuReport:
     warnings: list[str] = field(default_factory=list)
     cached: bool = False
     cache_key: str = ""
+    #: the self-configuration's choice and what the station can see (detection per synthetic defect kind,
+    #: golden false-NG rate): the flash prints it for the line engineer.
+    capability: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -150,6 +153,13 @@ def build_banks(
             assert bank.calibration is not None
             sku_report.threshold = round(float(bank.calibration.threshold), 4)
             sku_report.golden_scores = list(bank.calibration.golden_scores)
+            sku_report.capability = dict(bank.calibration.capability)
+            if bank.squashed:
+                sku_report.warnings.append(
+                    f"{len(bank.squashed)} golden image(s) have an aspect ratio far from the SKU's "
+                    f"{bank.image_size[1]}x{bank.image_size[0]} and are resized to it: "
+                    f"{', '.join(bank.squashed[:5])}{' ...' if len(bank.squashed) > 5 else ''}"
+                )
             if bank.calibration.outliers:
                 sku_report.problems.append(
                     "self-test: golden image(s) unlike the others (a defect in the golden set, or no real "
@@ -222,3 +232,23 @@ def _cache_key(sku: SkuSection, model_id: str, golden: list[Path], defects: list
         for path in paths:
             digest.update(f"{tag}:{path.name}:{sha256_file(path)}".encode())
     return digest.hexdigest()[:24]
+
+
+def capability_lines(report: BankReport) -> list[str]:
+    """What each SKU's station can see, for the line engineer (printed by the flash).
+
+    Per SKU: the comparisons the self-configuration chose, the detection rate of each kind of synthetic
+    defect at the calibrated threshold, and the golden false-NG rate (leave-one-out).
+    """
+    lines = []
+    for sku in report.skus:
+        cap = sku.capability
+        if not cap:
+            continue
+        seen = ", ".join(f"{kind} {rate:.0%}" for kind, rate in cap.get("detection", {}).items())
+        lines.append(
+            f"SKU {sku.sku}: chose {cap.get('choice')}; threshold {sku.threshold}; can see (synthetic "
+            f"defects, {cap.get('synthetic_per_kind')} per kind): {seen}; golden false NG "
+            f"{cap.get('golden_false_ng', 0):.0%} of {cap.get('golden_samples')}"
+        )
+    return lines

@@ -26,7 +26,7 @@ from edge.config.loader import parse_document, validate_document
 from edge.config.render import config_hash
 from edge.config.resolve import ResolvedConfig, default_allowed_roots, resolve_config
 from edge.config.signing import SignatureError, load_trusted_keys, signature_path, verify_file
-from edge.flash.banks import BankReport, build_banks
+from edge.flash.banks import BankReport, build_banks, capability_lines
 from edge.flash.hooks import HookContext, HookReport, run_hooks
 from edge.flash.journal import Journal, now, who
 from edge.flash.reload import ReloadRequest, request_reload, station_outcome
@@ -229,6 +229,8 @@ class _Flash:
         builder = self.opt.bank_builder or self._default_builder
         self.banks = builder(resolved, artifact_dir, staging / "banks")
         write_json_durable(staging / "bank_report.json", self.banks.as_json())
+        for line in capability_lines(self.banks):
+            log.info("%s", line)
         if not self.banks.ok:
             raise FlashError("build banks", "; ".join(self.banks.problems()))
 

@@ -11,7 +11,8 @@ Rules (documented in ``docs/config.md``):
 * **Model input** = the reference short side (``model.input_size``, 320 by default) and the long side that
   keeps the SKU's aspect ratio as closely as multiples of 64 allow (ties go to the smaller, cheaper side),
   capped at :data:`MAX_ELONGATION` times the short side. A 500x1250 part runs at 320x832, not squashed into
-  320x320 (measured on VisA fryum, 750x500: patch-memory AUROC 0.878 at 320x320, 0.945 at 320x448, 0.954 at 320x512).
+  320x320 (measured on VisA fryum, 750x500: patch-memory AUROC 0.878 at 320x320, 0.945 at 320x448, 0.954
+  at 320x512).
 """
 
 from __future__ import annotations

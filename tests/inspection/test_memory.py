@@ -6,7 +6,8 @@ from edge.inspection.memory import PatchMemory, greedy_coreset
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def test_coreset_keeps_rare_patches_that_a_subsample_would_drop() -> None:

@@ -45,8 +45,13 @@ def table(root: Path) -> str:
     """Markdown table of every run under ``root``."""
     head = "| run | category | n | " + " | ".join(t for _, t in COLUMNS) + " | latency p50/p99 ms |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 4)]
+    failed: list[str] = []
     for path in sorted(root.glob("*/metrics.json")):
         metrics: dict[str, dict[str, Any]] = json.loads(path.read_text())
+        failed += [
+            f"| {path.parent.name} | {n} | failed: {m['error']} |" for n, m in metrics.items() if "error" in m
+        ]
+        metrics = {n: m for n, m in metrics.items() if "error" not in m}
         rows = list(metrics.items())
         micro = _micro(metrics)
         if micro:
@@ -56,6 +61,18 @@ def table(root: Path) -> str:
             lat_s = f"{lat['p50']:.0f} / {lat['p99']:.0f}" if lat else "-"
             cells = " | ".join(_fmt(m.get(k)) for k, _ in COLUMNS)
             lines.append(f"| {path.parent.name} | {name} | {m['n_images']} | {cells} | {lat_s} |")
+    lines += failed
+    peer = root / "yardstick.json"
+    if peer.is_file():
+        lines += [
+            "",
+            "| yardstick (patch_knn_peer.py) | category | AUROC clean | AUROC line |",
+            "|---|---|---|---|",
+        ]
+        for name, m in json.loads(peer.read_text()).items():
+            lines.append(
+                f"| yardstick | {name} | {_fmt(m.get('image_auroc'))} | {_fmt(m.get('image_auroc_line'))} |"
+            )
     return "\n".join(lines)
 
 

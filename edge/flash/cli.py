@@ -101,6 +101,8 @@ def _report(result: FlashResult, as_json: bool) -> int:
     if as_json:
         print(json.dumps(result.__dict__, default=str))
     else:
+        for line in result.capability:
+            print(line)
         stream = sys.stdout if result.ok else sys.stderr
         print(f"{result.result}: {result.reason}", file=stream)
     return 0 if result.ok else 1

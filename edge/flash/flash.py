@@ -94,6 +94,8 @@ class FlashResult:
     slot: str | None = None
     previous_slot: str | None = None
     steps: list[str] = field(default_factory=list)
+    #: per SKU, what the station can see (``edge.flash.banks.capability_lines``); the CLI prints it.
+    capability: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -229,8 +231,7 @@ class _Flash:
         builder = self.opt.bank_builder or self._default_builder
         self.banks = builder(resolved, artifact_dir, staging / "banks")
         write_json_durable(staging / "bank_report.json", self.banks.as_json())
-        for line in capability_lines(self.banks):
-            log.info("%s", line)
+        self.result.capability = capability_lines(self.banks)
         if not self.banks.ok:
             raise FlashError("build banks", "; ".join(self.banks.problems()))
 

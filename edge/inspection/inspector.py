@@ -24,7 +24,7 @@ from edge.inspection.bank import Calibration, SkuBank, image_sha256
 from edge.inspection.defects import defect_set
 from edge.inspection.memory import PatchMemory
 from edge.inspection.model import Encoders
-from edge.inspection.postprocess import extract_boxes
+from edge.inspection.postprocess import extract_boxes, fuse
 from edge.inspection.preprocess import ImageError, PreparedImage, ViewSettings, as_rgb, prepare
 from edge.inspection.registration import (
     RegistrationSettings,
@@ -34,7 +34,7 @@ from edge.inspection.registration import (
 )
 from edge.inspection.sizing import sku_geometry
 from edge.inspection.types import InspectionResult, Registration, Verdict
-from edge.inspection.whole_part import MIN_PARTS, WholePartModel, pooled
+from edge.inspection.whole_part import MIN_PARTS, WholePartModel, leave_one_out, pooled
 
 FloatMap = npt.NDArray[np.float32]
 
@@ -310,62 +310,20 @@ class Inspector:
         lat["retrieve"] = (t1 - t0) * 1e3
 
         fine_h, fine_w = prepared.gray_fine.shape
-        fine_ratio = fine_w / prepared.gray_reg.shape[1]
         fh, fw = features.shape[-2:]
-        regs = [register(prepared.gray_reg, bank.gray_reg[i], cfg.registration) for i, _ in hits]
-        best_q = max(r.quality for r in regs)
-        limit = cfg.view_mismatch_ratio * (1.0 - best_q) + 0.02
-        keep = [j for j, r in enumerate(regs) if 1.0 - r.quality <= limit]
-        hits = [hits[j] for j in keep]
-        regs = [regs[j] for j in keep]
+        # Registration serves the template comparison (a template that registers much worse than the best
+        # shows another view) and the pixel comparison; the patch memory and whole-part score need none.
+        regs: list[Registration] = []
+        if {"template", "pixel"} & maps:
+            regs = [register(prepared.gray_reg, bank.gray_reg[i], cfg.registration) for i, _ in hits]
+            best_q = max(r.quality for r in regs)
+            limit = cfg.view_mismatch_ratio * (1.0 - best_q) + 0.02
+            keep = [j for j, r in enumerate(regs) if 1.0 - r.quality <= limit]
+            hits = [hits[j] for j in keep]
+            regs = [regs[j] for j in keep]
         t2 = time.perf_counter()
         lat["register"] = (t2 - t1) * 1e3
-
-        # Pixel level: tolerant difference against each registered template, best template per pixel.
-        # All in uint8 with OpenCV's saturating arithmetic: an order of magnitude faster than float.
-        frame = cv2.GaussianBlur(prepared.gray_fine, (0, 0), cfg.pixel_blur)
-        size = (fine_w, fine_h)
-        kernel = np.ones((2 * cfg.tolerance_px + 1,) * 2, np.uint8)
-        # A pixel is comparable only if its whole comparison neighbourhood (blur, edge tolerance, opening)
-        # lies on template content; near the warped template's edge the comparison sees padding.
-        margin = cfg.border_px + cfg.tolerance_px + cfg.min_defect_width_px // 2
-        margin += math.ceil(2 * cfg.pixel_blur)
-        border = np.ones((2 * margin + 1,) * 2, np.uint8)
-        opening = np.ones((cfg.min_defect_width_px,) * 2, np.uint8) if cfg.min_defect_width_px > 1 else None
-        best: npt.NDArray[Any] = np.full((fine_h, fine_w), 255, np.uint8)
-        covered: npt.NDArray[Any] = np.zeros((fine_h, fine_w), np.uint8)
-        for (idx, _), reg in zip(hits, regs, strict=True):
-            if "pixel" not in maps:
-                covered[:] = 255
-                break
-            m_fine = scale_affine(reg.matrix, fine_ratio, fine_ratio)
-            tmpl = cv2.GaussianBlur(bank.gray_fine[idx], (0, 0), cfg.pixel_blur)
-            warped = warp_to_frame(tmpl, m_fine, size)
-            ones = np.full_like(bank.gray_fine[idx], 255)
-            valid = cv2.erode(warp_to_frame(ones, m_fine, size, cv2.INTER_NEAREST), border)
-            if cv2.countNonZero(valid) < 16:
-                continue
-            # Photometric alignment: the line's lighting drifts; match the template's gain and offset.
-            f_mean, f_std = cv2.meanStdDev(frame, mask=valid)
-            t_mean, t_std = cv2.meanStdDev(warped, mask=valid)
-            gain = float(np.clip(f_std[0, 0] / max(float(t_std[0, 0]), 1e-3), 0.5, 2.0))
-            warped = cv2.addWeighted(warped, gain, warped, 0.0, float(f_mean[0, 0] - gain * t_mean[0, 0]))
-            diff = cv2.max(
-                cv2.subtract(frame, cv2.dilate(warped, kernel)),
-                cv2.subtract(cv2.erode(warped, kernel), frame),
-            )
-            if opening is not None:
-                diff = cv2.morphologyEx(diff, cv2.MORPH_OPEN, opening)
-            best = cv2.min(best, cv2.bitwise_or(diff, cv2.bitwise_not(valid)))
-            covered = cv2.bitwise_or(covered, valid)
-        # The same holds at the frame's own edge: there the blur and tolerance windows see padding.
-        covered[:margin, :] = 0
-        covered[-margin:, :] = 0
-        covered[:, :margin] = 0
-        covered[:, -margin:] = 0
-        valid_fine = covered > 0
-        best_f = np.where(valid_fine, best, 0).astype(np.float32)
-        pixel = cv2.GaussianBlur(best_f, (0, 0), cfg.map_smooth) if cfg.map_smooth > 0 else best_f
+        pixel, valid_fine = self._pixel_map(prepared, bank, hits, regs, "pixel" in maps)
         t3 = time.perf_counter()
         lat["pixel_compare"] = (t3 - t2) * 1e3
 
@@ -405,7 +363,7 @@ class Inspector:
         lat["whole_part"] = (time.perf_counter() - t5) * 1e3
         return RawMaps(
             feature=feature,
-            pixel=pixel.astype(np.float32),
+            pixel=pixel,
             memory=memory,
             part=part,
             valid=valid_fine,
@@ -414,6 +372,69 @@ class Inspector:
             registrations=regs,
             latency_ms=lat,
         )
+
+    def _pixel_map(
+        self,
+        prepared: PreparedImage,
+        bank: SkuBank,
+        hits: list[tuple[int, float]],
+        regs: list[Registration],
+        compare: bool,
+    ) -> tuple[FloatMap, npt.NDArray[np.bool_]]:
+        """Tolerant pixel difference against each registered template (best per pixel) and where it is valid.
+
+        Without ``compare`` the map is zero and valid wherever the frame's own edge allows.
+        """
+        cfg = self.settings
+        fine_h, fine_w = prepared.gray_fine.shape
+        # A pixel is comparable only if its whole comparison neighbourhood (blur, edge tolerance, opening)
+        # lies on template content; near the warped template's edge the comparison sees padding.
+        margin = cfg.border_px + cfg.tolerance_px + cfg.min_defect_width_px // 2
+        margin += math.ceil(2 * cfg.pixel_blur)
+        best: npt.NDArray[Any] = np.full((fine_h, fine_w), 255, np.uint8)
+        covered: npt.NDArray[Any] = np.full((fine_h, fine_w), 0 if compare else 255, np.uint8)
+        if compare:
+            # All in uint8 with OpenCV's saturating arithmetic: an order of magnitude faster than float.
+            fine_ratio = fine_w / prepared.gray_reg.shape[1]
+            frame = cv2.GaussianBlur(prepared.gray_fine, (0, 0), cfg.pixel_blur)
+            size = (fine_w, fine_h)
+            kernel = np.ones((2 * cfg.tolerance_px + 1,) * 2, np.uint8)
+            border = np.ones((2 * margin + 1,) * 2, np.uint8)
+            width = cfg.min_defect_width_px
+            opening = np.ones((width, width), np.uint8) if width > 1 else None
+            for (idx, _), reg in zip(hits, regs, strict=True):
+                m_fine = scale_affine(reg.matrix, fine_ratio, fine_ratio)
+                tmpl = cv2.GaussianBlur(bank.gray_fine[idx], (0, 0), cfg.pixel_blur)
+                warped = warp_to_frame(tmpl, m_fine, size)
+                ones = np.full_like(bank.gray_fine[idx], 255)
+                valid = cv2.erode(warp_to_frame(ones, m_fine, size, cv2.INTER_NEAREST), border)
+                if cv2.countNonZero(valid) < 16:
+                    continue
+                # Photometric alignment: the line's lighting drifts; match the template's gain and offset.
+                f_mean, f_std = cv2.meanStdDev(frame, mask=valid)
+                t_mean, t_std = cv2.meanStdDev(warped, mask=valid)
+                gain = float(np.clip(f_std[0, 0] / max(float(t_std[0, 0]), 1e-3), 0.5, 2.0))
+                offset = float(f_mean[0, 0] - gain * t_mean[0, 0])
+                warped = cv2.addWeighted(warped, gain, warped, 0.0, offset)
+                diff = cv2.max(
+                    cv2.subtract(frame, cv2.dilate(warped, kernel)),
+                    cv2.subtract(cv2.erode(warped, kernel), frame),
+                )
+                if opening is not None:
+                    diff = cv2.morphologyEx(diff, cv2.MORPH_OPEN, opening)
+                best = cv2.min(best, cv2.bitwise_or(diff, cv2.bitwise_not(valid)))
+                covered = cv2.bitwise_or(covered, valid)
+        # The same holds at the frame's own edge: there the blur and tolerance windows see padding.
+        covered[:margin, :] = 0
+        covered[-margin:, :] = 0
+        covered[:, :margin] = 0
+        covered[:, -margin:] = 0
+        valid_fine = covered > 0
+        if not compare:
+            return np.zeros((fine_h, fine_w), np.float32), valid_fine
+        best_f = np.where(valid_fine, best, 0).astype(np.float32)
+        pixel = cv2.GaussianBlur(best_f, (0, 0), cfg.map_smooth) if cfg.map_smooth > 0 else best_f
+        return np.asarray(pixel, np.float32), valid_fine
 
     @staticmethod
     def _normalised(raw: RawMaps, calib: Calibration, names: Sequence[str]) -> dict[str, FloatMap]:
@@ -429,18 +450,13 @@ class Inspector:
         return out
 
     def _fused(self, raw: RawMaps, calib: Calibration) -> FloatMap:
-        """Max-fusion of the SKU's chosen maps (a defect seen by any comparison counts)."""
-        maps = list(self._normalised(raw, calib, calib.maps).values())
-        fused = maps[0]
-        for m in maps[1:]:
-            fused = np.maximum(fused, m)
-        return np.asarray(fused, np.float32)
+        """The SKU's chosen maps, normalised and fused (``InspectorSettings.fusion``)."""
+        return fuse(list(self._normalised(raw, calib, calib.maps).values()), self.settings.fusion)
 
     @staticmethod
     def _part_score(raw: RawMaps, calib: Calibration) -> float | None:
-        if calib.whole_part == "off" or raw.part is None:
-            return None
-        return raw.part / max(calib.part_scale, 1e-6)
+        """The whole-part distance in units of its golden scale (None when it is not computed)."""
+        return None if raw.part is None else raw.part / max(calib.part_scale, 1e-6)
 
     # ------------------------------------------------------------- calibration
     def calibrate(
@@ -531,13 +547,13 @@ class Inspector:
         # decide alone, unless the engineer asks for the pixel comparison.
         use_pixel = sku_cfg.pixel_compare == "on" or (sku_cfg.pixel_compare == "auto" and not unseen)
         # The whole-part score of a golden part is its distance to the model fitted on the *other* parts.
-        whole = bank.whole_part
         loo_models: dict[int, WholePartModel] = {}
-        all_pooled = pooled(bank.features.astype(np.float32)) if whole is not None else None
-        if whole is not None and all_pooled is not None:
+        if bank.whole_part is not None:
+            all_pooled = pooled(bank.features.astype(np.float32))
+            peers = [int(i) for k, i in enumerate(picks) if methods[k] != "self"]
+            loo_models = leave_one_out(all_pooled, peers)
             for k, i in enumerate(picks):
-                if methods[k] != "self":
-                    loo_models[int(i)] = WholePartModel.fit(np.delete(all_pooled, int(i), axis=0))
+                if int(i) in loo_models:
                     raws[k].part = float(loo_models[int(i)].distance(all_pooled[int(i)])[0])
         part_values = [r.part for r in raws if r.part is not None]
         calib = Calibration(
@@ -574,13 +590,14 @@ class Inspector:
                     raw.part = float(loo_models[i].distance(pooled(feats[None]))[0])
             synth.append(self._sample_scores(raw, calib, available, defect.kind, True))
         samples = golden_samples + synth
-        allowed = [m for m in available if m != "pixel"] if not use_pixel else available
+        # pixel_compare: on is the engineer's word: only choices with the pixel map.
         best, ranked = selfconfig.choose(
-            samples, allowed, bool(part_values) and len(bank) >= MIN_PARTS, sku_cfg.threshold_margin
+            samples,
+            available,
+            bool(part_values) and len(bank) >= MIN_PARTS,
+            sku_cfg.threshold_margin,
+            required=("pixel",) if sku_cfg.pixel_compare == "on" else (),
         )
-        if sku_cfg.pixel_compare == "on":  # the engineer asked for it: only choices with the pixel map
-            with_pixel = [e for e in ranked if "pixel" in e.choice.maps]
-            best = with_pixel[0] if with_pixel else best
         choice = best.choice
         calib.maps = list(choice.maps)
         calib.aggregation = choice.aggregation
@@ -601,26 +618,12 @@ class Inspector:
             if choice.aggregation == "max" and choice.whole_part == "off"
             else float(map_max[inliers].max()) * (1.0 + sku_cfg.threshold_margin)
         )
-        final = selfconfig.evaluate(choice, samples, sku_cfg.threshold_margin, None)
-        synth_scores = [selfconfig.combined(s, choice) for s in synth]
+        # What the station can see at the threshold it will run with.
+        final = selfconfig.evaluate(choice, samples, sku_cfg.threshold_margin, calib.threshold)
         calib.capability = {
             "choice": choice.label,
-            "detection": {
-                kind: round(
-                    float(
-                        np.mean(
-                            [
-                                v > calib.threshold
-                                for s, v in zip(synth, synth_scores, strict=True)
-                                if s.kind == kind
-                            ]
-                        )
-                    ),
-                    3,
-                )
-                for kind in dict.fromkeys(s.kind for s in synth)
-            },
-            "golden_false_ng": round(float(np.mean(np.asarray(scores) > calib.threshold)), 3),
+            "detection": {kind: round(rate, 3) for kind, rate in final.detection.items()},
+            "golden_false_ng": round(final.golden_false_ng, 3),
             "synthetic_auroc": round(final.auroc, 4),
             "synthetic_per_kind": cfg.synthetic_per_kind,
             "golden_samples": len(scores),
@@ -634,10 +637,9 @@ class Inspector:
         self, raw: RawMaps, calib: Calibration, available: Sequence[str], kind: str, defective: bool
     ) -> selfconfig.SampleScores:
         maps = self._normalised(raw, calib, available)
-        part = None if raw.part is None else raw.part / max(calib.part_scale, 1e-6)
         return selfconfig.SampleScores(
-            by_subset=selfconfig.subset_scores(maps, raw.valid),
-            whole_part=part,
+            by_subset=selfconfig.subset_scores(maps, raw.valid, self.settings.fusion),
+            whole_part=self._part_score(raw, calib),
             kind=kind,
             defective=defective,
         )
@@ -693,12 +695,8 @@ class Inspector:
             inside[y1 : int(roi[3] * scale), x1 : int(roi[2] * scale)] = True
             valid = valid & inside
         values = fused[valid] if valid.any() else np.zeros(1, np.float32)
-        map_score = float(values.max()) if calib.aggregation == "max" else selfconfig.tail_mean(values)
-        part = self._part_score(raw, calib)
-        if part is None:
-            score = map_score
-        else:
-            score = max(map_score, part) if calib.whole_part == "max" else map_score + part
+        map_score = selfconfig.aggregate(values, calib.aggregation)
+        score = selfconfig.combine(map_score, self._part_score(raw, calib), calib.whole_part)
         threshold = calib.threshold
         box_args = (
             sku_cfg.box_ratio,

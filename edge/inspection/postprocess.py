@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -12,34 +14,27 @@ FloatMap = npt.NDArray[np.float32]
 FUSIONS = ("max", "mean", "geo")
 
 
-def fuse(
-    feature: FloatMap, pixel: FloatMap, feature_scale: float, pixel_scale: float | None, mode: str
-) -> FloatMap:
-    """Combine the two normalised maps (1.0 = a high but normal value on golden parts).
+def fuse(maps: Sequence[FloatMap], mode: str) -> FloatMap:
+    """Combine normalised maps (each 1.0 = a high but normal value on golden parts).
 
-    ``max``: a defect seen by either comparison counts; ``mean``: both must agree somewhat; ``geo``:
-    geometric mean, each map gates the other. ``pixel_scale=None``: the pixel map is not used.
+    ``max``: a defect seen by any comparison counts; ``mean``: they must agree somewhat; ``geo``: geometric
+    mean, each map gates the others.
     """
     if mode not in FUSIONS:
         raise ValueError(f"unknown fusion '{mode}' (expected one of {FUSIONS})")
-    zf = feature / max(feature_scale, 1e-6)
-    if pixel_scale is None:
-        return np.asarray(zf, dtype=np.float32)
-    zp = pixel / max(pixel_scale, 1e-6)
+    if not maps:
+        raise ValueError("nothing to fuse")
+    out = np.asarray(maps[0], np.float32)
+    if len(maps) == 1:
+        return out
     if mode == "max":
-        out = np.maximum(zf, zp)
+        for m in maps[1:]:
+            out = np.maximum(out, m)
     elif mode == "mean":
-        out = 0.5 * (zf + zp)
-    elif mode == "geo":
-        out = np.sqrt(np.maximum(zf, 0) * np.maximum(zp, 0))
+        out = np.mean(np.stack(maps), axis=0)
     else:
-        raise ValueError(f"unknown fusion '{mode}' (expected one of {FUSIONS})")
+        out = np.exp(np.mean(np.log(np.maximum(np.stack(maps), 1e-6)), axis=0))
     return np.asarray(out, dtype=np.float32)
-
-
-def image_score(fused: FloatMap, valid: npt.NDArray[np.bool_]) -> float:
-    """Max of the map over valid pixels (0 when nothing is valid)."""
-    return float(fused[valid].max()) if valid.any() else 0.0
 
 
 def _regions(

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from edge.inspection.postprocess import fuse
+
 MAPS = ("template", "memory", "pixel")
 AGGREGATIONS = ("max", "tail")
 WHOLE_PART = ("off", "max", "sum")
@@ -33,6 +35,20 @@ def tail_mean(values: npt.NDArray[np.float32]) -> float:
         return 0.0
     k = max(1, round(values.size * TAIL_FRACTION))
     return float(np.partition(values, values.size - k)[values.size - k :].mean())
+
+
+def aggregate(values: npt.NDArray[np.float32], aggregation: str) -> float:
+    """Image score of the valid map values: their ``max`` or the ``tail`` mean."""
+    if values.size == 0:
+        return 0.0
+    return float(values.max()) if aggregation == "max" else tail_mean(values)
+
+
+def combine(map_score: float, part: float | None, whole_part: str) -> float:
+    """Join the map score and the normalised whole-part score as ``whole_part`` says."""
+    if whole_part == "off" or part is None:
+        return map_score
+    return max(map_score, part) if whole_part == "max" else map_score + part
 
 
 @dataclass(frozen=True)
@@ -61,31 +77,23 @@ class SampleScores:
 
 
 def subset_scores(
-    maps: dict[str, npt.NDArray[np.float32]], valid: npt.NDArray[np.bool_]
+    maps: dict[str, npt.NDArray[np.float32]], valid: npt.NDArray[np.bool_], fusion: str
 ) -> dict[tuple[str, ...], dict[str, float]]:
-    """Max and tail mean of the max-fused normalised maps, for every subset with a feature comparison."""
+    """Every aggregation of the fused normalised maps, for every subset with a feature comparison."""
     out: dict[tuple[str, ...], dict[str, float]] = {}
     names = [m for m in MAPS if m in maps]
     for r in range(1, len(names) + 1):
         for subset in itertools.combinations(names, r):
             if not {"template", "memory"} & set(subset):
                 continue
-            fused = maps[subset[0]]
-            for name in subset[1:]:
-                fused = np.maximum(fused, maps[name])
-            values = fused[valid] if valid.any() else np.zeros(1, np.float32)
-            out[subset] = {"max": float(values.max()), "tail": tail_mean(values)}
+            values = fuse([maps[name] for name in subset], fusion)[valid]
+            out[subset] = {a: aggregate(values, a) for a in AGGREGATIONS}
     return out
 
 
 def combined(sample: SampleScores, choice: Choice) -> float:
     """The image score of ``sample`` under ``choice``."""
-    score = sample.by_subset[choice.maps][choice.aggregation]
-    if choice.whole_part == "off" or sample.whole_part is None:
-        return score
-    if choice.whole_part == "max":
-        return max(score, sample.whole_part)
-    return score + sample.whole_part
+    return combine(sample.by_subset[choice.maps][choice.aggregation], sample.whole_part, choice.whole_part)
 
 
 def auroc(negatives: Sequence[float], positives: Sequence[float]) -> float:
@@ -111,16 +119,13 @@ class Evaluation:
 
 
 def evaluate(
-    choice: Choice,
-    samples: Sequence[SampleScores],
-    margin: float,
-    inliers: npt.NDArray[np.bool_] | None = None,
+    choice: Choice, samples: Sequence[SampleScores], margin: float, threshold: float | None = None
 ) -> Evaluation:
-    """Threshold from the golden samples (highest inlier x (1 + margin)), then what it detects."""
+    """What ``choice`` detects at ``threshold`` (default: the highest golden score x (1 + margin))."""
     golden = [combined(s, choice) for s in samples if not s.defective]
     g = np.asarray(golden)
-    keep = inliers if inliers is not None else np.ones(len(g), bool)
-    threshold = float(g[keep].max()) * (1.0 + margin) if keep.any() else float(g.max())
+    if threshold is None:
+        threshold = float(g.max()) * (1.0 + margin)
     kinds: dict[str, list[bool]] = {}
     positives = []
     for s in samples:
@@ -142,14 +147,14 @@ def evaluate(
     )
 
 
-def candidates(available_maps: Sequence[str], whole_part: bool) -> list[Choice]:
-    """Every choice the SKU can make, simplest first (a tie keeps the simpler one)."""
+def candidates(available_maps: Sequence[str], whole_part: bool, required: Sequence[str] = ()) -> list[Choice]:
+    """Every choice the SKU can make (each with the ``required`` maps), simplest first."""
     names = [m for m in MAPS if m in available_maps]
     subsets = [
         s
         for r in range(1, len(names) + 1)
         for s in itertools.combinations(names, r)
-        if {"template", "memory"} & set(s)
+        if {"template", "memory"} & set(s) and set(required) <= set(s)
     ]
     wholes = WHOLE_PART if whole_part else ("off",)
     out = [Choice(s, a, w) for s in subsets for a in AGGREGATIONS for w in wholes]
@@ -157,10 +162,14 @@ def candidates(available_maps: Sequence[str], whole_part: bool) -> list[Choice]:
 
 
 def choose(
-    samples: Sequence[SampleScores], available_maps: Sequence[str], whole_part: bool, margin: float
+    samples: Sequence[SampleScores],
+    available_maps: Sequence[str],
+    whole_part: bool,
+    margin: float,
+    required: Sequence[str] = (),
 ) -> tuple[Evaluation, list[Evaluation]]:
     """The best choice (highest objective; the simplest on a tie) and every evaluation, best first."""
-    evals = [evaluate(c, samples, margin) for c in candidates(available_maps, whole_part)]
+    evals = [evaluate(c, samples, margin) for c in candidates(available_maps, whole_part, required)]
     best = evals[0]
     for e in evals[1:]:
         if e.objective > best.objective + 1e-9:

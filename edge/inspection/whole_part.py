@@ -10,6 +10,7 @@ against 0.72 for the patch memory (uneven surfaces are a whole-part change), fry
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,10 +68,7 @@ class WholePartModel:
         squared = np.asarray(np.einsum("ij,jk,ik->i", d, self.precision, d), np.float64)
         return np.asarray(np.sqrt(np.maximum(squared, 0.0)), np.float64)
 
-    def leave_one_out(self, descriptors: npt.NDArray[np.float64], picks: list[int]) -> list[float]:
-        """Distance of each picked golden part to the model fitted on all the *other* golden parts."""
-        out = []
-        for i in picks:
-            rest = np.delete(descriptors, i, axis=0)
-            out.append(float(WholePartModel.fit(rest).distance(descriptors[i])[0]))
-        return out
+
+def leave_one_out(descriptors: npt.NDArray[np.float64], picks: Sequence[int]) -> dict[int, WholePartModel]:
+    """For each picked golden part, the model fitted on all the *other* golden parts (its peers)."""
+    return {int(i): WholePartModel.fit(np.delete(descriptors, int(i), axis=0)) for i in picks}

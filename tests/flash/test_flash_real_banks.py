@@ -76,6 +76,10 @@ def test_flash_builds_calibrates_self_tests_and_caches(
     assert plate["cached"] is False
     assert plate["warnings"] == []  # four different good parts: part-to-part variation was measured
     assert max(plate["golden_scores"]) <= plate["threshold"] < min(plate["defect_scores"])
+    # The engineer is told what the station can see: the choice and every synthetic defect kind.
+    (line,) = first.capability
+    assert line.startswith("SKU plate: chose ") and "golden false NG" in line
+    assert all(kind in line for kind in ("scratch", "spot", "cut_paste", "missing", "colour"))
 
     second = run(make_config(tmp_path / "bundle", sku_dir, "v2.yaml"), root, encoders)
     assert second.ok and second.slot == "b"

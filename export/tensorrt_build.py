@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 from edge.engines.artifacts import ENCODERS, ENGINES_DIR, Encoder, Precision, engine_file, onnx_file
 from edge.inspection.backbone import file_sha256
+from edge.inspection.sizing import MAX_ELONGATION, SIDE_MULTIPLE
 from export.fingerprint import DeviceFingerprint, device_fingerprint, tensorrt_version
 from export.manifest import Manifest, now_iso, verify_manifest
 
@@ -37,17 +39,31 @@ log = logging.getLogger(__name__)
 BUILD_RECORD = "build.json"
 TIMING_CACHE = "timing.cache"
 WORKSPACE_BYTES = 1 << 30
-#: (min, opt, max) of each named dynamic dimension.
-#: Height/width follow each SKU's golden images (multiples of 64, reference 320); ``k`` counts the top-k
-#: templates and the packed patch-memory chunks (``edge.inspection.memory``), at most 32 each.
-DEFAULT_DYNAMIC_RANGES: dict[str, tuple[int, int, int]] = {
-    "batch": (1, 1, 8),
-    "k": (1, 3, 32),
-    "height": (64, 320, 1024),
-    "width": (64, 320, 1024),
-    "fh": (8, 40, 128),
-    "fw": (8, 40, 128),
-}
+
+
+def dynamic_ranges(input_size: tuple[int, int]) -> dict[str, tuple[int, int, int]]:
+    """(min, opt, max) of each named dynamic dim for a model whose reference input is ``input_size``.
+
+    One source of truth with the runtime: heights/widths cover every SKU input
+    :func:`edge.inspection.sizing.sku_input_size` can choose (short side of the reference, long side up
+    to ``MAX_ELONGATION`` times it), feature maps are those /8; ``k`` counts the top-k templates and the
+    packed patch-memory chunks (at most 32 each, as the config schema allows); batch covers enrollment.
+    """
+    short = min(input_size)
+    longest = max(max(input_size), math.floor(short * MAX_ELONGATION / SIDE_MULTIPLE) * SIDE_MULTIPLE)
+    h, w = input_size
+    return {
+        "batch": (1, 1, 8),
+        "k": (1, 3, 32),
+        "height": (SIDE_MULTIPLE, h, longest),
+        "width": (SIDE_MULTIPLE, w, longest),
+        "fh": (SIDE_MULTIPLE // 8, h // 8, longest // 8),
+        "fw": (SIDE_MULTIPLE // 8, w // 8, longest // 8),
+    }
+
+
+#: The ranges at the default reference input (320x320).
+DEFAULT_DYNAMIC_RANGES: dict[str, tuple[int, int, int]] = dynamic_ranges((320, 320))
 
 
 class EngineBuildError(RuntimeError):
@@ -193,7 +209,7 @@ def build_engines(
     precisions: Sequence[Precision],
     model_id: str | None = None,
     if_stale: bool = False,
-    ranges: Mapping[str, tuple[int, int, int]] = DEFAULT_DYNAMIC_RANGES,
+    ranges: Mapping[str, tuple[int, int, int]] | None = None,
     progress: bool = True,
 ) -> dict[str, object]:
     """Build (and parity-check on load) the engines of ``precisions`` for this device.
@@ -203,7 +219,8 @@ def build_engines(
         precisions: Which engines to build.
         model_id: Expected model id (None: accept the manifest's).
         if_stale: Skip precisions whose engines are up to date for this device and these ONNX files.
-        ranges: Optimisation profile ranges of the dynamic dims.
+        ranges: Optimisation profile ranges of the dynamic dims (default: :func:`dynamic_ranges` of the
+            manifest's reference input size).
         progress: Show a progress bar.
 
     Returns:
@@ -220,6 +237,10 @@ def build_engines(
     fingerprint = device_fingerprint()
     require = [name for p in precisions for name in _sources(p).values()]
     manifest = verify_manifest(artifact_dir, model_id, require=require)
+    if ranges is None:
+        size = manifest.spec.get("input_size", [320, 320])
+        assert isinstance(size, list | tuple)
+        ranges = dynamic_ranges((int(size[0]), int(size[1])))
     directory = engine_dir(artifact_dir, fingerprint)
     directory.mkdir(parents=True, exist_ok=True)
     record_path = directory / BUILD_RECORD

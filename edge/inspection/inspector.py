@@ -32,7 +32,7 @@ from edge.inspection.registration import (
     scale_affine,
     warp_to_frame,
 )
-from edge.inspection.sizing import sku_geometry
+from edge.inspection.sizing import resize_to, sku_geometry
 from edge.inspection.types import InspectionResult, Registration, Verdict
 from edge.inspection.whole_part import MIN_PARTS, WholePartModel, leave_one_out, pooled
 
@@ -191,10 +191,7 @@ class Inspector:
                 f"{where}: {w}x{h} (aspect {w / h:.2f}) is outside the aspect ratios of SKU "
                 f"'{bank.sku}''s golden images ({lo:.2f}-{hi:.2f}): another camera or region of interest?"
             )
-        size = bank.image_size
-        if (h, w) != size:
-            rgb = np.asarray(cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA), np.uint8)
-        return prepare(rgb, bank.input_size, self.settings.views, where)
+        return prepare(resize_to(rgb, bank.image_size), bank.input_size, self.settings.views, where)
 
     def encode(self, prepared: Sequence[PreparedImage], batch: int = 8) -> tuple[FloatMap, FloatMap]:
         """Encode prepared images -> (features ``[N, C, h, w]``, descriptors ``[N, D]``)."""
@@ -237,9 +234,9 @@ class Inspector:
         size = geometry.image_size
         prepared = []
         for i, ((tid, _), rgb) in enumerate(zip(images, rgbs, strict=True)):
-            if rgb.shape[:2] != size:
-                rgb = np.asarray(cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA), np.uint8)
-            prepared.append(prepare(rgb, geometry.input_size, self.settings.views, f"golden '{tid}'"))
+            prepared.append(
+                prepare(resize_to(rgb, size), geometry.input_size, self.settings.views, f"golden '{tid}'")
+            )
             if progress:
                 progress(i + 1, len(images))
         feats, descs = self.encode(prepared)

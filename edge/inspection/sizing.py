@@ -21,7 +21,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+import numpy.typing as npt
 
 #: Multiple of the model input sides (the descriptor's 4x4 grid over the stride-16 map).
 SIDE_MULTIPLE = 64
@@ -85,3 +87,10 @@ def sku_geometry(
         ),
         squashed=tuple(i for i, bad in zip(ids, far, strict=True) if bad),
     )
+
+
+def resize_to(image: npt.NDArray[np.uint8], size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """``image`` at the SKU's frame ``size`` (height, width), area-interpolated; unchanged when it fits."""
+    if image.shape[:2] == size:
+        return image
+    return np.asarray(cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA), np.uint8)

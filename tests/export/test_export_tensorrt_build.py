@@ -9,11 +9,13 @@ from packaging.version import Version
 
 from edge.engines.artifacts import engine_file, onnx_file
 from edge.inspection.backbone import file_sha256
+from edge.inspection.sizing import sku_input_size
 from export.fingerprint import DeviceFingerprint, cuda_driver_version_string, gpu_unavailable_reason
 from export.manifest import load_manifest
 from export.tensorrt_build import (
     BUILD_RECORD,
     EngineBuildError,
+    dynamic_ranges,
     engine_dir,
     engines_stale,
     network_flags,
@@ -45,7 +47,15 @@ def test_network_flags_by_version_without_string_comparison() -> None:
 
 def test_profiles_cover_the_declared_dynamic_dims(artifacts: Path) -> None:
     vision = profile_shapes(artifacts / onnx_file("vision"))
-    assert vision == {"image": ((1, 64, 64, 3), (1, 320, 320, 3), (8, 1024, 1024, 3))}
+    assert vision == {"image": ((1, 64, 64, 3), (1, 320, 320, 3), (8, 960, 960, 3))}
+    # Every input the runtime can choose for a SKU lies inside the profile (one source of truth).
+    ranges = dynamic_ranges((320, 320))
+    for golden in ((100, 2000), (2000, 100), (500, 750), (512, 512)):
+        h, w = sku_input_size(golden, (320, 320))
+        assert (
+            ranges["height"][0] <= h <= ranges["height"][2] and ranges["width"][0] <= w <= ranges["width"][2]
+        )
+        assert ranges["fh"][2] >= h // 8 and ranges["fw"][2] >= w // 8
     sides = {"fh": (8, 16, 32), "fw": (8, 16, 32)}
     comparison = profile_shapes(artifacts / onnx_file("comparison"), {"k": (1, 2, 6), **sides})
     assert comparison["query"] == ((1, 152, 8, 8), (1, 152, 16, 16), (1, 152, 32, 32))

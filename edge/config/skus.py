@@ -38,6 +38,14 @@ class SkuSection(Section):
             "onto another, and bank_kind is not views); on/off: force it."
         ),
     )
+    line_nuisance: Literal["typical", "off"] = Field(
+        default="typical",
+        description=(
+            "typical: the calibration, the self-configuration and the patch memory also see the golden parts "
+            "as a line shows them (placement, lighting, sensor noise, focus), so the threshold holds on the "
+            "line; off: the golden images as captured only (frames as clean as the golden images)."
+        ),
+    )
     threshold: float | None = Field(
         default=None,
         gt=0,
@@ -65,6 +73,7 @@ class SkuSection(Section):
             top_k=self.top_k,
             bank_kind=self.bank_kind,
             pixel_compare=self.pixel_compare,
+            line_nuisance=self.line_nuisance,
             threshold_margin=self.threshold_margin,
             threshold=self.threshold,
             min_defect_area_px=area,

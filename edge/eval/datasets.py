@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.inspection.box_scoring import BoxXYXY, mask_boxes
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-BoxXYXY = tuple[float, float, float, float]
 
 
 class DatasetError(ValueError):
@@ -47,12 +48,6 @@ def read_image(path: Path) -> npt.NDArray[np.uint8]:
         raise DatasetError(f"{path}: not a readable image")
     out = np.asarray(cv2.cvtColor(data, cv2.COLOR_BGR2RGB), dtype=np.uint8)
     return out
-
-
-def mask_boxes(mask: npt.NDArray[np.uint8]) -> list[BoxXYXY]:
-    """Bounding boxes of the connected regions of a defect mask."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats((mask > 127).astype(np.uint8), connectivity=8)
-    return [(float(x), float(y), float(x + w), float(y + h)) for x, y, w, h, _ in stats[1:count]]
 
 
 def _images(folder: Path) -> list[Path]:

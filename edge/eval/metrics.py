@@ -1,96 +1,14 @@
-"""Scoring: box matching at IoU > 0.33, BBox-Mask IoU (MMAD-BBox), image AUROC, latency percentiles."""
+"""Scoring: image AUROC, precision-recall, latency percentiles; box scoring is shared with the core.
+
+Box matching and BBox-Mask IoU live in :mod:`edge.inspection.box_scoring`: the self-configuration chooses
+each SKU's box settings by the same measure the evaluation reports.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-
-BoxXYXY = tuple[float, float, float, float]
-MATCH_IOU = 0.33
-
-
-def box_iou(a: BoxXYXY, b: BoxXYXY) -> float:
-    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def match_boxes(
-    pred: Sequence[tuple[BoxXYXY, float]], gt: Sequence[BoxXYXY], iou: float = MATCH_IOU
-) -> tuple[int, int, int]:
-    """Greedy one-to-one matching by descending score; a match needs IoU strictly above ``iou``.
-
-    Returns:
-        (true positives, false positives, false negatives).
-
-    """
-    used: set[int] = set()
-    tp = 0
-    for box, _ in sorted(pred, key=lambda p: -p[1]):
-        best, best_j = iou, -1
-        for j, g in enumerate(gt):
-            if j in used:
-                continue
-            v = box_iou(box, g)
-            if v > best:
-                best, best_j = v, j
-        if best_j >= 0:
-            used.add(best_j)
-            tp += 1
-    return tp, len(pred) - tp, len(gt) - tp
-
-
-@dataclass
-class BoxCounts:
-    """Accumulated box matching counts."""
-
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-
-    def add(self, counts: tuple[int, int, int]) -> None:
-        """Add one image's (tp, fp, fn)."""
-        self.tp += counts[0]
-        self.fp += counts[1]
-        self.fn += counts[2]
-
-    @property
-    def precision(self) -> float | None:
-        """TP / (TP + FP), None without predictions."""
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
-
-    @property
-    def recall(self) -> float | None:
-        """TP / (TP + FN), None without ground truth."""
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
-
-    @property
-    def f1(self) -> float | None:
-        """Harmonic mean of precision and recall."""
-        p, r = self.precision, self.recall
-        if p is None or r is None:
-            return None
-        return 2 * p * r / (p + r) if p + r else 0.0
-
-
-def bbox_mask_iou(pred: Sequence[BoxXYXY], gt: Sequence[BoxXYXY], size: tuple[int, int]) -> float:
-    """MMAD-BBox: rasterise all predicted and all ground-truth boxes of an image; IoU of the two masks."""
-    h, w = size
-    pm = np.zeros((h, w), bool)
-    gm = np.zeros((h, w), bool)
-    for masks, boxes in ((pm, pred), (gm, gt)):
-        for x1, y1, x2, y2 in boxes:
-            xa, ya = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
-            xb, yb = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
-            if xb > xa and yb > ya:
-                masks[ya:yb, xa:xb] = True
-    union = int((pm | gm).sum())
-    return float((pm & gm).sum() / union) if union else 0.0
 
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:

@@ -20,9 +20,10 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from edge.eval.datasets import BoxXYXY, Category, discover, iter_golden, read_image
-from edge.eval.metrics import BoxCounts, auroc, bbox_mask_iou, match_boxes, percentiles
+from edge.eval.datasets import Category, discover, iter_golden, read_image
+from edge.eval.metrics import auroc, percentiles
 from edge.inspection.augment import LinePerturbation, transform_box
+from edge.inspection.box_scoring import BoxCounts, BoxXYXY, bbox_mask_iou, match_boxes
 from edge.inspection.inspector import Inspector, SkuSettings
 from edge.inspection.types import InspectionResult, Verdict
 

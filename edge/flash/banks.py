@@ -3,8 +3,9 @@
 One function, :func:`build_banks`, is all the flash needs from the inspection core: it enrolls each SKU's
 golden images with the current model artifacts, calibrates its threshold from leave-one-out golden
 scores, checks that every golden image scores under the threshold and every listed validation defect
-above it, and saves the banks. Banks are cached by content hash (model id, SKU settings, image bytes), so
-re-flashing a config that only changed the broker host does not re-encode anything.
+above it, and saves the banks. Banks are cached by content hash (model id, SKU settings, image bytes, the
+inspection core's source), so re-flashing a config that only changed the broker host does not re-encode
+anything, while an appliance update that changes how banks are built or calibrated rebuilds them.
 """
 
 from __future__ import annotations
@@ -223,9 +224,19 @@ def _read(cv2: Any, path: Path) -> Any:
     return image
 
 
-def _cache_key(sku: SkuSection, model_id: str, golden: list[Path], defects: list[Path]) -> str:
-    """Everything the bank depends on: the model (id covers weights and input size), settings, image bytes."""
+def _core_digest() -> str:
+    """Digest of the inspection core's source: how a bank is built and calibrated."""
+    import edge.inspection as core
+
     digest = hashlib.sha256()
+    for path in sorted(Path(core.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_key(sku: SkuSection, model_id: str, golden: list[Path], defects: list[Path]) -> str:
+    """Everything the bank depends on: model (id: weights, input size), settings, images, code."""
+    digest = hashlib.sha256(_core_digest().encode())
     settings = sku.model_dump(mode="json", exclude={"golden_dir", "validation_defects_dir"})
     digest.update(json.dumps([settings, model_id], sort_keys=True).encode())
     for tag, paths in (("golden", golden), ("defect", defects)):

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from edge.inspection.memory import PatchMemory
 from edge.inspection.whole_part import WholePartModel
 
-BANK_FORMAT = 2
+BANK_FORMAT = 3
 #: Per-golden-image arrays (first axis = golden image).
 _ARRAYS = ("features", "descriptors", "thumbs", "gray_reg", "gray_fine")
 #: SKU-wide arrays: the patch memory and the whole-part model (empty when they do not take part).
@@ -51,8 +51,11 @@ class Calibration:
         maps: the maps that take part (``template``, ``memory``, ``pixel``), chosen by self-configuration.
         aggregation: image score from the fused map: ``max`` or ``tail`` (mean of its top 1 %).
         whole_part: how the whole-part score joins the map score: ``off``, ``max`` or ``sum``.
-        map_threshold: level of the fused map above which a region is boxed (the highest golden map
-            maximum with the margin), independent of how the image score aggregates.
+        map_threshold: level of the fused map a box must reach (self-configured around the highest golden
+            map maximum with the margin, :mod:`edge.inspection.box_config`), independent of how the image
+            score aggregates.
+        box_ratio: a box grows down to ``box_ratio * map_threshold`` (self-configured).
+        peak_ratio: a box is cut back to this share of its own peak (self-configured).
         capability: the self-configuration's report (choice, detection per synthetic defect kind,
             golden false-NG rate, the runners-up) for the flash and the line engineer.
 
@@ -71,6 +74,8 @@ class Calibration:
     aggregation: str = "max"
     whole_part: str = "off"
     map_threshold: float = 0.0
+    box_ratio: float = 0.5
+    peak_ratio: float = 0.35
     capability: dict[str, Any] = field(default_factory=dict)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -21,10 +21,12 @@ import numpy.typing as npt
 from edge.inspection import selfconfig
 from edge.inspection.augment import LinePerturbation
 from edge.inspection.bank import Calibration, SkuBank, image_sha256
+from edge.inspection.box_config import BoxSample, BoxSettings, choose_boxes, defect_boxes
+from edge.inspection.box_scoring import mask_boxes
 from edge.inspection.defects import defect_set
 from edge.inspection.memory import PatchMemory
 from edge.inspection.model import Encoders
-from edge.inspection.postprocess import extract_boxes, fuse
+from edge.inspection.postprocess import fuse
 from edge.inspection.preprocess import ImageError, PreparedImage, ViewSettings, as_rgb, prepare
 from edge.inspection.registration import (
     RegistrationSettings,
@@ -38,6 +40,9 @@ from edge.inspection.whole_part import MIN_PARTS, WholePartModel, leave_one_out,
 
 FloatMap = npt.NDArray[np.float32]
 
+
+#: Seeds the line nuisance shown to the patch memory (enrollment is reproducible).
+MEMORY_NUISANCE_SEED = 20261202
 
 #: Every comparison :meth:`Inspector.analyze` can compute.
 ALL_MAPS = frozenset({"template", "pixel", "memory", "part"})
@@ -59,12 +64,16 @@ class SkuSettings:
         threshold_margin: relative margin added above the highest golden calibration score.
         threshold: fixed threshold overriding calibration (normalised units), or None.
         min_defect_area_px: smallest box kept, in image pixels.
-        box_ratio: hysteresis ratio for box extent (box threshold = ratio x image threshold).
         box_padding: margin around each box as a fraction of the image's longer side (8 px at 640), so
             the operator sees the defect in its context, as inspectors draw boxes.
         pixel_compare: use the registered pixel-level comparison beside the feature comparison: ``on``,
             ``off`` or ``auto`` (on, unless the golden set cannot show that parts are pixel-repeatable: a
             single golden part, or no golden part registers onto another, and the bank is not ``views``).
+        line_nuisance: ``typical``: the patch memory also holds the golden parts as the line shows them
+            (lighting, sensor noise, focus: :class:`LinePerturbation`), and the calibration and the
+            self-configuration see every golden part and half the synthetic defects that way too, so the
+            threshold and the chosen comparisons hold on a real line; ``off``: the golden images as
+            captured only (a line whose frames are as clean as its golden images).
 
     """
 
@@ -73,9 +82,21 @@ class SkuSettings:
     threshold_margin: float = 0.1
     threshold: float | None = None
     min_defect_area_px: float = 12.0
-    box_ratio: float = 0.5
     box_padding: float = 0.012
     pixel_compare: str = "auto"
+    line_nuisance: str = "typical"
+
+
+#: The nuisance models of ``SkuSettings.line_nuisance`` (None: none).
+LINE_NUISANCE: dict[str, LinePerturbation | None] = {"off": None, "typical": LinePerturbation()}
+
+
+def _nuisance(sku: str, cfg: SkuSettings) -> LinePerturbation | None:
+    if cfg.line_nuisance not in LINE_NUISANCE:
+        raise InspectionError(
+            f"SKU '{sku}': line_nuisance '{cfg.line_nuisance}' is not one of {', '.join(LINE_NUISANCE)}"
+        )
+    return LINE_NUISANCE[cfg.line_nuisance]
 
 
 @dataclass(frozen=True)
@@ -241,7 +262,10 @@ class Inspector:
                 progress(i + 1, len(images))
         feats, descs = self.encode(prepared)
         fh, fw = feats.shape[-2:]
-        memory = PatchMemory.build(feats, self.settings.memory_chunks * fh * fw)
+        memory = PatchMemory.build(
+            self._memory_candidates(sku, cfg, rgbs, size, geometry.input_size, feats),
+            self.settings.memory_chunks * fh * fw,
+        )
         part_mean, part_precision = np.zeros(0), np.zeros((0, 0))
         if len(images) >= MIN_PARTS:
             model = WholePartModel.fit(pooled(feats))
@@ -270,6 +294,34 @@ class Inspector:
             bank.calibration = self.calibrate(bank, rgbs)
         self.banks[sku] = bank
         return bank
+
+    def _memory_candidates(
+        self,
+        sku: str,
+        cfg: SkuSettings,
+        rgbs: Sequence[npt.NDArray[np.uint8]],
+        size: tuple[int, int],
+        input_size: tuple[int, int],
+        feats: FloatMap,
+    ) -> tuple[FloatMap, npt.NDArray[np.int32]]:
+        """Feature maps the patch memory selects from, and the golden image each came from.
+
+        With a line nuisance, every golden part is also encoded as the line would show it, photometrically
+        (lighting, noise, focus; placement does not matter to a position-free memory): plain features move
+        under sensor noise and blur, and a memory of clean patches alone reads that as a defect everywhere.
+        """
+        source = np.arange(len(rgbs), dtype=np.int32)
+        nuisance = _nuisance(sku, cfg)
+        if nuisance is None:
+            return feats, source
+        still = replace(nuisance, max_shift_px=0.0, max_angle_deg=0.0)
+        rng = np.random.default_rng(MEMORY_NUISANCE_SEED)
+        shown = [
+            prepare(resize_to(still.apply(rgb, rng)[0], size), input_size, self.settings.views, "golden")
+            for rgb in rgbs
+        ]
+        extra, _ = self.encode(shown)
+        return np.concatenate([feats, extra]), np.concatenate([source, source])
 
     def add_bank(self, bank: SkuBank) -> None:
         """Activate a loaded bank; refuses one built for another model."""
@@ -471,7 +523,9 @@ class Inspector:
         n = len(bank)
         picks = np.unique(np.linspace(0, n - 1, min(n, cfg.calib_samples)).round().astype(int))
         rng = np.random.default_rng(seed)
-        perturb = LinePerturbation()
+        nuisance = _nuisance(bank.sku, sku_cfg)
+        # A part compared with its own template needs the nuisance to show anything (see below).
+        perturb = nuisance or LinePerturbation()
         if sku_cfg.bank_kind not in ("auto", "instances", "views"):
             raise InspectionError(
                 f"SKU '{bank.sku}': bank_kind '{sku_cfg.bank_kind}' is not auto/instances/views"
@@ -520,6 +574,20 @@ class Inspector:
             raw.valid &= _content_mask(image.shape[:2], matrix, prep.gray_fine.shape, cfg.border_px)
             raws.append(raw)
             methods.append("self")
+        # The same golden parts as the line shows them (placement, lighting, noise, focus), compared with
+        # their peers: the golden images were captured with care, the line's frames are not, and a threshold
+        # or a comparison chosen on the clean images alone fails on a real line.
+        shown_golden: list[tuple[int, FloatMap]] = []  # (pick, features) of each line-shown golden part
+        if nuisance is not None:
+            for k, i in enumerate(picks):
+                if methods[k] == "self":
+                    continue
+                image, matrix = nuisance.apply(np.asarray(images[i], dtype=np.uint8), rng)
+                prep, feats, desc = encoded(image)
+                raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k, frozenset({int(i)}))
+                raw.valid &= _content_mask(image.shape[:2], matrix, prep.gray_fine.shape, cfg.border_px)
+                raws.append(raw)
+                shown_golden.append((k, feats))
         # Each comparison is scaled by how high it goes on golden parts (the calib_quantile of their
         # per-part maxima), so 1.0 means "as different as a good part gets" in every map and no map's
         # natural variation (e.g. pixel-level texture on a moulded part) masks another's evidence.
@@ -552,6 +620,9 @@ class Inspector:
             for k, i in enumerate(picks):
                 if int(i) in loo_models:
                     raws[k].part = float(loo_models[int(i)].distance(all_pooled[int(i)])[0])
+            for raw, (k, feats) in zip(raws[len(picks) :], shown_golden, strict=True):
+                if int(picks[k]) in loo_models:
+                    raw.part = float(loo_models[int(picks[k])].distance(pooled(feats[None]))[0])
         part_values = [r.part for r in raws if r.part is not None]
         calib = Calibration(
             feature_scale=feature_scale,
@@ -571,20 +642,29 @@ class Inspector:
 
         # Synthetic defects drawn onto the sampled golden parts, compared exactly as their golden part was
         # (leave-one-out against its peers, or itself under line nuisance): what could the station see?
+        # With a line nuisance, every other defect is shown as the line would show it.
         synth: list[selfconfig.SampleScores] = []
+        synth_maps: list[tuple[RawMaps, npt.NDArray[np.bool_]]] = []  # with the defect mask as shown
         sources = [np.asarray(images[int(i)], np.uint8) for i in picks]
-        for j, defect in defect_set(sources, cfg.synthetic_per_kind, seed + 1):
+        for n_defect, (j, defect) in enumerate(defect_set(sources, cfg.synthetic_per_kind, seed + 1)):
             i = int(picks[j])
-            if methods[j] == "self":
-                shown, matrix = perturb.apply(defect.image, rng)
-                prep, feats, desc = encoded(shown)
-                raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k)
-                raw.valid &= _content_mask(shown.shape[:2], matrix, prep.gray_fine.shape, cfg.border_px)
-            else:
-                prep, feats, desc = encoded(defect.image)
-                raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k, frozenset({i}))
-                if i in loo_models:
-                    raw.part = float(loo_models[i].distance(pooled(feats[None]))[0])
+            own = methods[j] == "self"
+            shown = defect.image
+            placed: npt.NDArray[np.float64] | None = None
+            if own or (nuisance is not None and n_defect % 2 == 1):
+                shown, placed = perturb.apply(defect.image, rng)
+            prep, feats, desc = encoded(shown)
+            raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k, frozenset() if own else frozenset({i}))
+            mask = defect.mask
+            if placed is not None:
+                raw.valid &= _content_mask(shown.shape[:2], placed, prep.gray_fine.shape, cfg.border_px)
+                h, w = mask.shape
+                mask = (
+                    cv2.warpAffine(mask.astype(np.uint8) * 255, placed, (w, h), flags=cv2.INTER_NEAREST) > 0
+                )
+            synth_maps.append((raw, mask))
+            if not own and i in loo_models:
+                raw.part = float(loo_models[i].distance(pooled(feats[None]))[0])
             synth.append(self._sample_scores(raw, calib, available, defect.kind, True))
         samples = golden_samples + synth
         # pixel_compare: on is the engineer's word: only choices with the pixel map.
@@ -603,7 +683,10 @@ class Inspector:
         scores = [selfconfig.combined(s, choice) for s in golden_samples]
         calib.golden_scores = [round(s, 4) for s in scores]
         inliers = _inlier_mask(np.asarray(scores))
-        calib.outliers = [bank.template_ids[int(i)] for i, ok in zip(picks, inliers, strict=True) if not ok]
+        shown_of = [int(i) for i in picks] + [int(picks[k]) for k, _ in shown_golden]
+        calib.outliers = list(
+            dict.fromkeys(bank.template_ids[i] for i, ok in zip(shown_of, inliers, strict=True) if not ok)
+        )
         calib.threshold = (
             sku_cfg.threshold
             if sku_cfg.threshold is not None
@@ -615,6 +698,9 @@ class Inspector:
             if choice.aggregation == "max" and choice.whole_part == "off"
             else float(map_max[inliers].max()) * (1.0 + sku_cfg.threshold_margin)
         )
+        calib.map_threshold, calib.box_ratio, calib.peak_ratio, box_quality = self._box_settings(
+            bank, calib, raws, golden_samples, synth_maps, synth, choice
+        )
         # What the station can see at the threshold it will run with.
         final = selfconfig.evaluate(choice, samples, sku_cfg.threshold_margin, calib.threshold)
         calib.capability = {
@@ -624,11 +710,45 @@ class Inspector:
             "synthetic_auroc": round(final.auroc, 4),
             "synthetic_per_kind": cfg.synthetic_per_kind,
             "golden_samples": len(scores),
+            "synthetic_boxes": box_quality,
             "runners_up": [
                 {"choice": e.choice.label, "objective": round(e.objective, 4)} for e in ranked[:5]
             ],
         }
         return calib
+
+    def _box_settings(
+        self,
+        bank: SkuBank,
+        calib: Calibration,
+        golden: Sequence[RawMaps],
+        golden_samples: Sequence[selfconfig.SampleScores],
+        synthetic: Sequence[tuple[RawMaps, npt.NDArray[np.bool_]]],
+        synthetic_samples: Sequence[selfconfig.SampleScores],
+        choice: selfconfig.Choice,
+    ) -> tuple[float, float, float, dict[str, float]]:
+        """Box seed, hysteresis and peak cut that outline the synthetic defects best (``box_config``)."""
+        sku_cfg = SkuSettings(**bank.settings) if bank.settings else SkuSettings()
+        h, w = bank.image_size
+        samples = []
+        for raw, sample in zip(golden, golden_samples, strict=True):
+            ng = selfconfig.combined(sample, choice) > calib.threshold
+            samples.append(BoxSample(self._fused(raw, calib), raw.valid, ng, [], False))
+        for (raw, mask), sample in zip(synthetic, synthetic_samples, strict=True):
+            ng = selfconfig.combined(sample, choice) > calib.threshold
+            at_size = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            samples.append(BoxSample(self._fused(raw, calib), raw.valid, ng, mask_boxes(at_size), True))
+        scale = golden[0].valid.shape[1] / w
+        best = choose_boxes(
+            samples,
+            calib.map_threshold,
+            (h, w),
+            sku_cfg.min_defect_area_px,
+            scale,
+            sku_cfg.box_padding * max(h, w),
+        )
+        quality = {"box_f1": round(best.f1, 3), "bbox_mask_iou": round(best.miou, 3)}
+        return best.settings.seed, best.settings.box_ratio, best.settings.peak_ratio, quality
 
     def _sample_scores(
         self, raw: RawMaps, calib: Calibration, available: Sequence[str], kind: str, defective: bool
@@ -695,19 +815,11 @@ class Inspector:
         map_score = selfconfig.aggregate(values, calib.aggregation)
         score = selfconfig.combine(map_score, self._part_score(raw, calib), calib.whole_part)
         threshold = calib.threshold
-        box_args = (
-            sku_cfg.box_ratio,
-            sku_cfg.min_defect_area_px,
-            scale,
-            sku_cfg.box_padding * max(frame_h, frame_w),
-        )
-        map_threshold = calib.map_threshold or threshold
-        boxes = extract_boxes(fused, valid, map_threshold, *box_args)
-        if score > threshold and not boxes:
-            # NG by the aggregate (tail mean, whole-part score): box where the map points, so the
-            # operator sees the strongest evidence.
-            boxes = extract_boxes(fused, valid, 0.9 * float(values.max()), *box_args)
-        verdict = Verdict.NG if score > threshold else Verdict.OK
+        ng = score > threshold
+        box = BoxSettings(calib.map_threshold or threshold, calib.box_ratio, calib.peak_ratio)
+        padding = sku_cfg.box_padding * max(frame_h, frame_w)
+        boxes = defect_boxes(fused, valid, ng, box, sku_cfg.min_defect_area_px, scale, padding)
+        verdict = Verdict.NG if ng else Verdict.OK
         t4 = time.perf_counter()
         latency = {
             "prepare": (t1 - t0) * 1e3,

@@ -74,11 +74,25 @@ class PatchMemory:
         return int(self.patches.shape[0])
 
     @classmethod
-    def build(cls, features: npt.NDArray[np.floating], budget: int, seed: int = 0) -> PatchMemory:
-        """Coreset of every location of ``features`` ``[N, C, h, w]`` (the golden images' feature maps)."""
-        n, c, h, w = features.shape
+    def build(
+        cls,
+        candidates: tuple[npt.NDArray[np.floating], npt.NDArray[np.int32]],
+        budget: int,
+        seed: int = 0,
+    ) -> PatchMemory:
+        """Coreset of every location of the candidate feature maps.
+
+        Args:
+            candidates: feature maps ``[N, C, h, w]`` and the golden image each shows ``[N]`` (a golden part
+                may appear more than once, e.g. also as the line would show it).
+            budget: patches kept.
+            seed: seeds the candidate subsample and the coreset.
+
+        """
+        features, image_of = candidates
+        _, c, h, w = features.shape
         flat = np.ascontiguousarray(features.transpose(0, 2, 3, 1).reshape(-1, c), dtype=np.float32)
-        source = np.repeat(np.arange(n, dtype=np.int32), h * w)
+        source = np.repeat(np.asarray(image_of, np.int32), h * w)
         rng = np.random.default_rng(seed)
         if flat.shape[0] > MAX_CANDIDATES:
             pick = np.sort(rng.choice(flat.shape[0], MAX_CANDIDATES, replace=False))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edge.engines.base import EngineInputError
-from edge.inspection.inspector import InspectionError, Inspector, InspectorSettings
+from edge.inspection.augment import LinePerturbation
+from edge.inspection.inspector import InspectionError, Inspector, InspectorSettings, SkuSettings
 from edge.inspection.model import Encoders
 from edge.inspection.preprocess import ImageError
 from edge.inspection.synthetic import DEFECTS, make_part
@@ -118,3 +119,25 @@ def test_golden_parts_without_registered_peers_calibrate_the_feature_comparison(
     # nuisance, which the flash reports as a warning.
     single = inspector.enroll("single", synthetic_golden[:1])
     assert single.calibration is not None and single.calibration.method == ["self"]
+
+
+def test_line_nuisance_is_calibrated_for_and_can_be_switched_off(
+    onnx_encoders_session: Encoders, synthetic_golden: list[tuple[str, np.ndarray]]
+) -> None:
+    """``line_nuisance: typical`` shows every golden part also as the line would; ``off`` does not."""
+    inspector = Inspector(onnx_encoders_session)
+    typical = inspector.enroll("typical", synthetic_golden)
+    clean = inspector.enroll("clean", synthetic_golden, SkuSettings(line_nuisance="off"))
+    assert typical.calibration is not None and clean.calibration is not None
+    shown = len(clean.calibration.golden_scores)
+    assert shown == len(synthetic_golden)
+    assert len(typical.calibration.golden_scores) == 2 * shown  # each also as the line shows it
+    # Good parts as a line shows them pass; a defect shown the same way is still caught.
+    rng = np.random.default_rng(11)
+    line = LinePerturbation()
+    goods = [inspector.inspect(line.apply(make_part(rng).image, rng)[0], "typical") for _ in range(6)]
+    assert [r.verdict for r in goods] == [Verdict.OK] * 6
+    bad = line.apply(make_part(np.random.default_rng(42), defect="missing_hole").image, rng)[0]
+    assert inspector.inspect(bad, "typical").verdict is Verdict.NG
+    with pytest.raises(InspectionError, match="line_nuisance 'foggy'"):
+        inspector.enroll("foggy", synthetic_golden, SkuSettings(line_nuisance="foggy"))

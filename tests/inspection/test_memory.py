@@ -33,7 +33,7 @@ def test_packed_memory_masks_padding_and_left_out_images() -> None:
     feats = _unit(np.random.default_rng(2).normal(size=(3, 5, 2, 2)).transpose(0, 2, 3, 1)).transpose(
         0, 3, 1, 2
     )
-    memory = PatchMemory.build(feats, budget=12)
+    memory = PatchMemory.build((feats, np.arange(3, dtype=np.int32)), budget=12)
     assert len(memory) == 12 and sorted(set(memory.source.tolist())) == [0, 1, 2]
     templates, valid = memory.packed((2, 3))
     assert templates.shape == (2, 5, 2, 3) and valid.shape == (2, 1, 2, 3)
@@ -42,3 +42,13 @@ def test_packed_memory_masks_padding_and_left_out_images() -> None:
     assert valid_loo.sum() == 12 - int((memory.source == 1).sum())
     _, padded = memory.packed((2, 5))
     assert padded.shape == (2, 1, 2, 5) and padded.sum() == 12
+
+
+def test_a_golden_image_shown_twice_is_left_out_with_both_copies() -> None:
+    # The memory also holds each golden part as the line shows it: leave-one-out must drop both copies.
+    rng = np.random.default_rng(3)
+    feats = _unit(rng.normal(size=(4, 2, 2, 5))).transpose(0, 3, 1, 2)
+    memory = PatchMemory.build((feats, np.array([0, 1, 0, 1], np.int32)), budget=16)
+    assert sorted(set(memory.source.tolist())) == [0, 1]
+    _, valid = memory.packed((2, 2), frozenset({0}))
+    assert valid.sum() == 8  # only image 1's two copies remain

@@ -1,0 +1,41 @@
+"""Per-SKU box settings: boxes only explain NG verdicts, and the choice follows the defects' own shape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.inspection.box_config import BoxSample, BoxSettings, choose_boxes, defect_boxes, score_boxes
+
+
+def _plateau(peak: float = 3.0) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A broad weak defect (level 1.0 over 20x20) with a small strong core, on a quiet background."""
+    fused = np.full((80, 80), 0.2, np.float32)
+    fused[20:40, 30:50] = 1.0
+    fused[28:32, 38:42] = peak
+    return fused, (30.0, 20.0, 50.0, 40.0)
+
+
+def test_an_ok_part_gets_no_box_and_an_ng_part_always_gets_one() -> None:
+    fused, _ = _plateau()
+    valid = np.ones_like(fused, bool)
+    settings = BoxSettings(seed=1.5)
+    assert defect_boxes(fused, valid, False, settings, 4, 1.0, 0.0) == []
+    assert defect_boxes(fused, valid, True, settings, 4, 1.0, 0.0)
+    # NG by an aggregate although the map never reaches the seed: boxed at its strongest evidence.
+    weak = np.full((40, 40), 0.1, np.float32)
+    weak[10:14, 20:24] = 0.8
+    boxes = defect_boxes(weak, np.ones_like(weak, bool), True, BoxSettings(seed=5.0), 4, 1.0, 0.0)
+    assert [(b.x, b.y, b.w, b.h) for b in boxes] == [(20, 10, 4, 4)]
+
+
+def test_the_choice_outlines_broad_defects_and_keeps_good_parts_clean() -> None:
+    fused, truth = _plateau()
+    valid = np.ones_like(fused, bool)
+    quiet = np.full_like(fused, 0.2)
+    quiet[5:8, 5:8] = 1.3  # a golden part's own high spot, under the seed
+    samples = [BoxSample(fused, valid, True, [truth], True)] * 3 + [BoxSample(quiet, valid, False, [], False)]
+    default = score_boxes(samples, BoxSettings(1.5), (80, 80), 4, 1.0, 0.0)
+    assert default.f1 == 0.0  # the default cut keeps only the core
+    best = choose_boxes(samples, 1.5, (80, 80), 4, 1.0, 0.0)
+    assert best.f1 == 1.0 and best.miou > 0.9
+    assert best.settings.peak_ratio < 0.35

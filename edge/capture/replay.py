@@ -73,7 +73,13 @@ def decode_image(path: Path) -> RgbImage:
         raise ValueError(f"cannot read file: {exc.strerror or exc}") from exc
     if raw.size == 0:
         raise ValueError("empty file")
-    bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        # OpenCV raises (instead of returning None) for headers it refuses, e.g. a claimed size above
+        # its pixel limit: still a bad frame of this part, never an error that loses the part.
+        reason = str(exc.err or exc).strip()
+        raise ValueError(f"not a decodable image (OpenCV: {reason})") from exc
     if bgr is None:
         raise ValueError("not a decodable image")
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -191,3 +193,25 @@ def test_settings_reject_nonsense(folder: Path) -> None:
         ReplaySettings(folder=folder, rate_hz=0)
     with pytest.raises(ValueError, match="hardware trigger"):
         ReplaySettings(folder=folder, trigger=TriggerMode.HARDWARE)
+
+
+def test_image_whose_header_opencv_refuses_is_a_bad_frame(folder: Path) -> None:
+    # 68 bytes whose PNG header claims 50000x50000 pixels: cv2.imdecode raises instead of returning None.
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0)
+    bomb = folder / "part_01b.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0"))
+        + chunk(b"IEND", b"")
+    )
+    with ReplaySource(ReplaySettings(folder=folder, rate_hz=None, loop=False)) as source:
+        source.read(1.0)
+        source.read(1.0)
+        with pytest.raises(BadFrame, match=r"not a decodable image \(OpenCV: .*CV_IO_MAX_IMAGE_PIXELS"):
+            source.read(1.0)
+        assert red(source.read(1.0)) == 30  # the next read moves on
+        assert source.stats.bad_frames == 1

@@ -29,7 +29,12 @@ def register(sub: Any) -> None:
         "--calib", type=Path, default=None, help="golden images to calibrate INT8 on (default: synthetic)"
     )
     p.add_argument("--artifacts", type=Path, default=None, help="artifact dir (default: per-user cache)")
-    p.add_argument("--fusion", choices=["max", "mean", "geo"], default=None, help="override map fusion")
+    p.add_argument(
+        "--fusion",
+        choices=["max", "mean", "geo"],
+        default=None,
+        help="fix the map fusion of every SKU (default: each SKU chooses)",
+    )
     p.set_defaults(func=run)
 
 

@@ -49,13 +49,11 @@ class Calibration:
         memory_scale: the same as ``feature_scale`` for the whole-bank patch memory.
         part_scale: the same for the whole-part (Mahalanobis) score.
         maps: the maps that take part (``template``, ``memory``, ``pixel``), chosen by self-configuration.
+        fusion: how the maps fuse (``max``, ``mean``, ``geo``), chosen by self-configuration.
         aggregation: image score from the fused map: ``max`` or ``tail`` (mean of its top 1 %).
         whole_part: how the whole-part score joins the map score: ``off``, ``max`` or ``sum``.
-        map_threshold: level of the fused map a box must reach (self-configured around the highest golden
-            map maximum with the margin, :mod:`edge.inspection.box_config`), independent of how the image
-            score aggregates.
-        box_ratio: a box grows down to ``box_ratio * map_threshold`` (self-configured).
-        peak_ratio: a box is cut back to this share of its own peak (self-configured).
+        map_threshold: level of the fused map a box must reach (the highest golden map maximum with the
+            margin), independent of how the image score aggregates.
         capability: the self-configuration's report (choice, detection per synthetic defect kind,
             golden false-NG rate, the runners-up) for the flash and the line engineer.
 
@@ -71,11 +69,10 @@ class Calibration:
     memory_scale: float = 1.0
     part_scale: float = 1.0
     maps: list[str] = field(default_factory=lambda: ["template"])
+    fusion: str = "max"
     aggregation: str = "max"
     whole_part: str = "off"
     map_threshold: float = 0.0
-    box_ratio: float = 0.5
-    peak_ratio: float = 0.35
     capability: dict[str, Any] = field(default_factory=dict)
 
 

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from edge.inspection import selfconfig
 from edge.inspection.augment import LinePerturbation
 from edge.inspection.bank import Calibration, SkuBank, image_sha256
-from edge.inspection.box_config import BoxSample, BoxSettings, choose_boxes, defect_boxes
+from edge.inspection.box_config import BoxSample, BoxSettings, defect_boxes, score_boxes
 from edge.inspection.box_scoring import mask_boxes
 from edge.inspection.defects import defect_set
 from edge.inspection.memory import PatchMemory
@@ -106,7 +106,8 @@ class InspectorSettings:
     Attributes:
         views: resolutions of the registration and pixel-comparison views.
         registration: registration tuning.
-        fusion: how feature and pixel maps combine (``max``, ``mean``, ``geo``).
+        fusion: how the maps a SKU uses combine: ``auto`` (each SKU chooses ``max`` or ``mean`` at flash
+            time, :mod:`edge.inspection.selfconfig`), or one of ``max``, ``mean``, ``geo`` for every SKU.
         pixel_blur: Gaussian sigma applied to both images before the pixel comparison.
         tolerance_px: edge tolerance of the pixel comparison (a template edge may move this much).
         min_defect_width_px: pixel differences thinner than this (fine pixels) are edge-width or
@@ -133,7 +134,7 @@ class InspectorSettings:
 
     views: ViewSettings = field(default_factory=ViewSettings)
     registration: RegistrationSettings = field(default_factory=RegistrationSettings)
-    fusion: str = "max"
+    fusion: str = "auto"
     pixel_blur: float = 1.0
     tolerance_px: int = 2
     min_defect_width_px: int = 3
@@ -499,8 +500,8 @@ class Inspector:
         return out
 
     def _fused(self, raw: RawMaps, calib: Calibration) -> FloatMap:
-        """The SKU's chosen maps, normalised and fused (``InspectorSettings.fusion``)."""
-        return fuse(list(self._normalised(raw, calib, calib.maps).values()), self.settings.fusion)
+        """The SKU's chosen maps, normalised and fused as its self-configuration chose."""
+        return fuse(list(self._normalised(raw, calib, calib.maps).values()), calib.fusion)
 
     @staticmethod
     def _part_score(raw: RawMaps, calib: Calibration) -> float | None:
@@ -674,11 +675,13 @@ class Inspector:
             bool(part_values) and len(bank) >= MIN_PARTS,
             sku_cfg.threshold_margin,
             required=("pixel",) if sku_cfg.pixel_compare == "on" else (),
+            fusions=self._fusions(),
         )
         choice = best.choice
         calib.maps = list(choice.maps)
         calib.aggregation = choice.aggregation
         calib.whole_part = choice.whole_part
+        calib.fusion = choice.fusion
         calib.pixel_compare = "pixel" in choice.maps
         scores = [selfconfig.combined(s, choice) for s in golden_samples]
         calib.golden_scores = [round(s, 4) for s in scores]
@@ -692,15 +695,13 @@ class Inspector:
             if sku_cfg.threshold is not None
             else float(np.asarray(scores)[inliers].max()) * (1.0 + sku_cfg.threshold_margin)
         )
-        map_max = np.asarray([s.by_subset[choice.maps]["max"] for s in golden_samples])
+        map_max = np.asarray([s.by_subset[(choice.maps, choice.fusion)]["max"] for s in golden_samples])
         calib.map_threshold = (
             calib.threshold
             if choice.aggregation == "max" and choice.whole_part == "off"
             else float(map_max[inliers].max()) * (1.0 + sku_cfg.threshold_margin)
         )
-        calib.map_threshold, calib.box_ratio, calib.peak_ratio, box_quality = self._box_settings(
-            bank, calib, raws, golden_samples, synth_maps, synth, choice
-        )
+        box_quality = self._box_quality(bank, calib, raws, golden_samples, synth_maps, synth, choice)
         # What the station can see at the threshold it will run with.
         final = selfconfig.evaluate(choice, samples, sku_cfg.threshold_margin, calib.threshold)
         calib.capability = {
@@ -717,7 +718,12 @@ class Inspector:
         }
         return calib
 
-    def _box_settings(
+    def _fusions(self) -> tuple[str, ...]:
+        """The fusions a SKU may choose from."""
+        fusion = self.settings.fusion
+        return selfconfig.FUSIONS if fusion == "auto" else (fusion,)
+
+    def _box_quality(
         self,
         bank: SkuBank,
         calib: Calibration,
@@ -726,8 +732,8 @@ class Inspector:
         synthetic: Sequence[tuple[RawMaps, npt.NDArray[np.bool_]]],
         synthetic_samples: Sequence[selfconfig.SampleScores],
         choice: selfconfig.Choice,
-    ) -> tuple[float, float, float, dict[str, float]]:
-        """Box seed, hysteresis and peak cut that outline the synthetic defects best (``box_config``)."""
+    ) -> dict[str, float]:
+        """How the SKU's boxes outline its synthetic defects (box F1, BBox-Mask IoU; ``box_config``)."""
         sku_cfg = SkuSettings(**bank.settings) if bank.settings else SkuSettings()
         h, w = bank.image_size
         samples = []
@@ -739,23 +745,22 @@ class Inspector:
             at_size = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
             samples.append(BoxSample(self._fused(raw, calib), raw.valid, ng, mask_boxes(at_size), True))
         scale = golden[0].valid.shape[1] / w
-        best = choose_boxes(
+        quality = score_boxes(
             samples,
-            calib.map_threshold,
+            BoxSettings(calib.map_threshold),
             (h, w),
             sku_cfg.min_defect_area_px,
             scale,
             sku_cfg.box_padding * max(h, w),
         )
-        quality = {"box_f1": round(best.f1, 3), "bbox_mask_iou": round(best.miou, 3)}
-        return best.settings.seed, best.settings.box_ratio, best.settings.peak_ratio, quality
+        return {"box_f1": round(quality.f1, 3), "bbox_mask_iou": round(quality.miou, 3)}
 
     def _sample_scores(
         self, raw: RawMaps, calib: Calibration, available: Sequence[str], kind: str, defective: bool
     ) -> selfconfig.SampleScores:
         maps = self._normalised(raw, calib, available)
         return selfconfig.SampleScores(
-            by_subset=selfconfig.subset_scores(maps, raw.valid, self.settings.fusion),
+            by_subset=selfconfig.subset_scores(maps, raw.valid, self._fusions()),
             whole_part=self._part_score(raw, calib),
             kind=kind,
             defective=defective,
@@ -816,7 +821,7 @@ class Inspector:
         score = selfconfig.combine(map_score, self._part_score(raw, calib), calib.whole_part)
         threshold = calib.threshold
         ng = score > threshold
-        box = BoxSettings(calib.map_threshold or threshold, calib.box_ratio, calib.peak_ratio)
+        box = BoxSettings(calib.map_threshold or threshold)
         padding = sku_cfg.box_padding * max(frame_h, frame_w)
         boxes = defect_boxes(fused, valid, ng, box, sku_cfg.min_defect_area_px, scale, padding)
         verdict = Verdict.NG if ng else Verdict.OK

@@ -1,7 +1,9 @@
 """Per-SKU self-configuration at flash time, from the golden images only.
 
 Which comparisons take part (template comparison, whole-bank patch memory, registered pixel comparison,
-whole-part score), how the image score aggregates the map (its maximum or the mean of its top tail) and how
+whole-part score), how their maps fuse (any one may show a defect: ``max``; they must agree: ``mean``,
+which on a texture whose maps each flicker in other places is what separates, measured on magnetic_tile),
+how the image score aggregates the map (its maximum or the mean of its top tail) and how
 the whole-part score joins it are chosen here, per SKU, by what separates the golden parts (scored
 leave-one-out) from synthetic defects drawn onto them (:mod:`edge.inspection.defects`), plus any known-bad
 parts the engineer supplies. Nothing here is tuned on a dataset: a product whose good parts vary in texture
@@ -23,6 +25,8 @@ import numpy.typing as npt
 from edge.inspection.postprocess import fuse
 
 MAPS = ("template", "memory", "pixel")
+#: Fusions the self-configuration chooses from (``InspectorSettings.fusion`` can fix one).
+FUSIONS = ("max", "mean")
 AGGREGATIONS = ("max", "tail")
 WHOLE_PART = ("off", "max", "sum")
 #: Share of the valid map that the ``tail`` aggregation averages (its top 1 %).
@@ -58,42 +62,49 @@ class Choice:
     maps: tuple[str, ...]
     aggregation: str
     whole_part: str
+    fusion: str = "max"
 
     @property
     def label(self) -> str:
         """Human-readable name for the flash report."""
         whole = "" if self.whole_part == "off" else f" + whole-part ({self.whole_part})"
-        return f"{'+'.join(self.maps)}, {self.aggregation}{whole}"
+        fused = f" ({self.fusion})" if len(self.maps) > 1 else ""
+        return f"{'+'.join(self.maps)}{fused}, {self.aggregation}{whole}"
 
 
 @dataclass
 class SampleScores:
     """Aggregated scores of one sample (golden or defect) for every map subset."""
 
-    by_subset: dict[tuple[str, ...], dict[str, float]]  # subset -> aggregation -> normalised score
+    by_subset: dict[tuple[tuple[str, ...], str], dict[str, float]]  # (subset, fusion) -> aggregation -> score
     whole_part: float | None  # normalised whole-part score
     kind: str  # "golden" or the defect kind
     defective: bool
 
 
 def subset_scores(
-    maps: dict[str, npt.NDArray[np.float32]], valid: npt.NDArray[np.bool_], fusion: str
-) -> dict[tuple[str, ...], dict[str, float]]:
-    """Every aggregation of the fused normalised maps, for every subset with a feature comparison."""
-    out: dict[tuple[str, ...], dict[str, float]] = {}
+    maps: dict[str, npt.NDArray[np.float32]], valid: npt.NDArray[np.bool_], fusions: Sequence[str]
+) -> dict[tuple[tuple[str, ...], str], dict[str, float]]:
+    """Every aggregation of the fused normalised maps, per subset with a feature comparison and fusion.
+
+    A single map needs no fusion: it is listed under the first of ``fusions``.
+    """
+    out: dict[tuple[tuple[str, ...], str], dict[str, float]] = {}
     names = [m for m in MAPS if m in maps]
     for r in range(1, len(names) + 1):
         for subset in itertools.combinations(names, r):
             if not {"template", "memory"} & set(subset):
                 continue
-            values = fuse([maps[name] for name in subset], fusion)[valid]
-            out[subset] = {a: aggregate(values, a) for a in AGGREGATIONS}
+            for fusion in fusions if r > 1 else fusions[:1]:
+                values = fuse([maps[name] for name in subset], fusion)[valid]
+                out[(subset, fusion)] = {a: aggregate(values, a) for a in AGGREGATIONS}
     return out
 
 
 def combined(sample: SampleScores, choice: Choice) -> float:
     """The image score of ``sample`` under ``choice``."""
-    return combine(sample.by_subset[choice.maps][choice.aggregation], sample.whole_part, choice.whole_part)
+    scores = sample.by_subset[(choice.maps, choice.fusion)]
+    return combine(scores[choice.aggregation], sample.whole_part, choice.whole_part)
 
 
 def auroc(negatives: Sequence[float], positives: Sequence[float]) -> float:
@@ -147,7 +158,12 @@ def evaluate(
     )
 
 
-def candidates(available_maps: Sequence[str], whole_part: bool, required: Sequence[str] = ()) -> list[Choice]:
+def candidates(
+    available_maps: Sequence[str],
+    whole_part: bool,
+    required: Sequence[str] = (),
+    fusions: Sequence[str] = FUSIONS,
+) -> list[Choice]:
     """Every choice the SKU can make (each with the ``required`` maps), simplest first."""
     names = [m for m in MAPS if m in available_maps]
     subsets = [
@@ -157,8 +173,21 @@ def candidates(available_maps: Sequence[str], whole_part: bool, required: Sequen
         if {"template", "memory"} & set(s) and set(required) <= set(s)
     ]
     wholes = WHOLE_PART if whole_part else ("off",)
-    out = [Choice(s, a, w) for s in subsets for a in AGGREGATIONS for w in wholes]
-    return sorted(out, key=lambda c: (len(c.maps) + (c.whole_part != "off"), c.aggregation != "max"))
+    out = [
+        Choice(s, a, w, f)
+        for s in subsets
+        for f in (fusions if len(s) > 1 else fusions[:1])
+        for a in AGGREGATIONS
+        for w in wholes
+    ]
+    return sorted(
+        out,
+        key=lambda c: (
+            len(c.maps) + (c.whole_part != "off"),
+            c.aggregation != "max",
+            c.fusion != fusions[0],
+        ),
+    )
 
 
 def choose(
@@ -167,9 +196,11 @@ def choose(
     whole_part: bool,
     margin: float,
     required: Sequence[str] = (),
+    fusions: Sequence[str] = FUSIONS,
 ) -> tuple[Evaluation, list[Evaluation]]:
     """The best choice (highest objective; the simplest on a tie) and every evaluation, best first."""
-    evals = [evaluate(c, samples, margin) for c in candidates(available_maps, whole_part, required)]
+    choices = candidates(available_maps, whole_part, required, fusions)
+    evals = [evaluate(c, samples, margin) for c in choices]
     best = evals[0]
     for e in evals[1:]:
         if e.objective > best.objective + 1e-9:

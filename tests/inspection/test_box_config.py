@@ -1,10 +1,10 @@
-"""Per-SKU box settings: boxes only explain NG verdicts, and the choice follows the defects' own shape."""
+"""Boxes explain NG verdicts only; their quality on known defects counts every box."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from edge.inspection.box_config import BoxSample, BoxSettings, choose_boxes, defect_boxes, score_boxes
+from edge.inspection.box_config import BoxSample, BoxSettings, defect_boxes, score_boxes
 
 
 def _plateau(peak: float = 3.0) -> tuple[np.ndarray, tuple[float, float, float, float]]:
@@ -28,14 +28,17 @@ def test_an_ok_part_gets_no_box_and_an_ng_part_always_gets_one() -> None:
     assert [(b.x, b.y, b.w, b.h) for b in boxes] == [(20, 10, 4, 4)]
 
 
-def test_the_choice_outlines_broad_defects_and_keeps_good_parts_clean() -> None:
-    fused, truth = _plateau()
+def test_box_quality_counts_boxes_on_golden_parts_against() -> None:
+    fused, truth = _plateau(peak=1.0)  # a flat defect: the box covers it
     valid = np.ones_like(fused, bool)
     quiet = np.full_like(fused, 0.2)
-    quiet[5:8, 5:8] = 1.3  # a golden part's own high spot, under the seed
-    samples = [BoxSample(fused, valid, True, [truth], True)] * 3 + [BoxSample(quiet, valid, False, [], False)]
-    default = score_boxes(samples, BoxSettings(1.5), (80, 80), 4, 1.0, 0.0)
-    assert default.f1 == 0.0  # the default cut keeps only the core
-    best = choose_boxes(samples, 1.5, (80, 80), 4, 1.0, 0.0)
-    assert best.f1 == 1.0 and best.miou > 0.9
-    assert best.settings.peak_ratio < 0.35
+    quiet[5:9, 5:9] = 2.0  # a golden part judged NG: its box is a false positive
+    defect = BoxSample(fused, valid, True, [truth], True)
+
+    def score(samples: list[BoxSample]) -> tuple[float, float]:
+        quality = score_boxes(samples, BoxSettings(0.8), (80, 80), 4, 1.0, 0.0)
+        return quality.f1, quality.miou
+
+    assert score([defect]) == (1.0, 1.0)
+    assert score([defect, BoxSample(quiet, valid, True, [], False)]) == (2 / 3, 1.0)
+    assert score([BoxSample(fused, valid, False, [truth], True)]) == (0.0, 0.0)  # OK: no box drawn

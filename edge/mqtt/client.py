@@ -68,6 +68,8 @@ class MqttSettings:
         client_id: Unique per station; the broker drops an older connection with the same id.
         window: Outbox messages handed to the client and not yet acknowledged.
         validate_outgoing: Check every outgoing payload against its schema (tests, commissioning).
+        retry_refused_s: How long a message the broker refused (an ACL, a quota) waits in the outbox before
+            it is sent again.
 
     """
 
@@ -84,6 +86,7 @@ class MqttSettings:
     window: int = 100
     max_command_bytes: int = DEFAULT_MAX_COMMAND_BYTES
     validate_outgoing: bool = False
+    retry_refused_s: float = 30.0
 
 
 class StationMqtt:
@@ -115,7 +118,13 @@ class StationMqtt:
         self._ready: ReadyPayload | None = None
         self._connected = threading.Event()
         self._client = self._make_client()
-        self._pump = OutboxPump(outbox, self._publish_stored, self._connected.is_set, window=settings.window)
+        self._pump = OutboxPump(
+            outbox,
+            self._publish_stored,
+            self._connected.is_set,
+            window=settings.window,
+            retry_refused_s=settings.retry_refused_s,
+        )
         self._set_will()
         self._started = False
 
@@ -335,7 +344,10 @@ class StationMqtt:
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Properties
     ) -> None:
         if reason.is_failure:
-            log.error("broker refused message %d: %s", mid, reason)
+            # Not a delivery: the message stays in the outbox and is retried (see OutboxPump).
+            log.error("broker refused message %d: %s (kept in the outbox, retried later)", mid, reason)
+            self._pump.acknowledged(mid, f"{reason} ({reason.value})")
+            return
         self._pump.acknowledged(mid)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: MQTTMessage) -> None:

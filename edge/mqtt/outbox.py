@@ -10,6 +10,11 @@ raises :class:`OutboxFull` and counts the refusal in :attr:`Outbox.refused`; it 
 already queued. The station decides what a full outbox means (it should go to ``fault``): silently dropping a
 verdict would be an escaped defect on the line.
 
+A message the broker *refuses* (a PUBACK with a failure reason code, e.g. 135 "not authorized" when an ACL
+denies the topic) is not delivered, so it is not deleted either: it stays in the outbox marked with the
+broker's reason (:meth:`Outbox.mark_refused`), is not handed over again with the stream, and is retried
+later (:meth:`Outbox.refused_due`) until the broker accepts it, e.g. once its ACL is fixed.
+
 One process owns an outbox at a time (an advisory ``flock`` on ``<path>.lock``), so two station instances
 cannot both replay the same messages.
 """
@@ -30,7 +35,7 @@ from typing import Any, Final, Literal
 from edge.mqtt.payloads import encode
 
 #: Layout version of the SQLite file (``PRAGMA user_version``).
-OUTBOX_FORMAT: Final = 1
+OUTBOX_FORMAT: Final = 2
 DEFAULT_CAPACITY: Final = 100_000
 
 _SCHEMA = """
@@ -40,9 +45,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB    NOT NULL,
     qos     INTEGER NOT NULL,
     retain  INTEGER NOT NULL,
-    created REAL    NOT NULL
+    created REAL    NOT NULL,
+    refused TEXT,                               -- the broker's reason when it refused the message
+    refused_at REAL
 )
 """
+#: Format 1 -> 2: refused messages are kept with the broker's reason.
+_MIGRATE_1 = ("ALTER TABLE outbox ADD COLUMN refused TEXT", "ALTER TABLE outbox ADD COLUMN refused_at REAL")
 
 
 class OutboxError(RuntimeError):
@@ -125,9 +134,12 @@ class Outbox:
             raise sqlite3.DatabaseError(f"journal_mode WAL not available (got {mode})")
         db.execute(f"PRAGMA synchronous={synchronous}")
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, OUTBOX_FORMAT):
+        if version not in (0, 1, OUTBOX_FORMAT):
             raise sqlite3.DatabaseError(f"outbox format {version}, this station reads {OUTBOX_FORMAT}")
         db.execute(_SCHEMA)
+        if version == 1:  # undelivered messages of the previous release are kept
+            for statement in _MIGRATE_1:
+                db.execute(statement)
         db.execute(f"PRAGMA user_version={OUTBOX_FORMAT}")
         return db
 
@@ -172,14 +184,43 @@ class Outbox:
             return ids
 
     def pending(self, after: int = 0, limit: int = 100) -> list[OutboxMessage]:
-        """Undelivered messages with id > ``after``, oldest first, at most ``limit``."""
+        """Undelivered messages with id > ``after`` that the broker has not refused, oldest first."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, topic, payload, qos, retain, created FROM outbox"
-                " WHERE id > ? ORDER BY id LIMIT ?",
+                " WHERE id > ? AND refused IS NULL ORDER BY id LIMIT ?",
                 (after, limit),
             ).fetchall()
         return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+
+    def mark_refused(self, refusals: Iterable[tuple[int, str]]) -> int:
+        """Keep messages the broker refused, with its reason (``(id, reason)``); returns how many."""
+        batch = [(reason, time.time(), i) for i, reason in refusals]
+        if not batch:
+            return 0
+        with self._lock:
+            before = self._db.total_changes
+            self._db.executemany("UPDATE outbox SET refused = ?, refused_at = ? WHERE id = ?", batch)
+            return self._db.total_changes - before
+
+    def refused_due(self, refused_before: float, limit: int = 100) -> list[OutboxMessage]:
+        """Refused messages last refused before ``refused_before`` (epoch seconds), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, payload, qos, retain, created FROM outbox"
+                " WHERE refused IS NOT NULL AND refused_at < ? ORDER BY id LIMIT ?",
+                (refused_before, limit),
+            ).fetchall()
+        return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+
+    def broker_refusals(self) -> tuple[int, str | None]:
+        """How many stored messages the broker refused, and the latest refusal (``topic: reason``)."""
+        with self._lock:
+            count = self._db.execute("SELECT COUNT(*) FROM outbox WHERE refused IS NOT NULL").fetchone()[0]
+            last = self._db.execute(
+                "SELECT topic, refused FROM outbox WHERE refused IS NOT NULL ORDER BY refused_at DESC LIMIT 1"
+            ).fetchone()
+        return int(count), None if last is None else f"{last[0]}: {last[1]}"
 
     def mark_delivered(self, ids: Iterable[int]) -> int:
         """Forget acknowledged messages (one transaction); returns how many were still stored."""

@@ -8,6 +8,11 @@ in-memory queue small however long the broker is away: the backlog waits on disk
 
 Acks arrive on the network thread and are only queued there; the pump thread maps them to outbox ids, so the
 network thread never waits on the database or on a lock the pump holds while publishing.
+
+A PUBACK with a failure reason (the broker refused the message: an ACL, a quota) is not a delivery: the
+message stays in the outbox marked refused, the stream goes on without it, and it is handed over again every
+``retry_refused_s`` until the broker takes it. Such a message arrives later than the ones put after it
+(subscribers order by ``seq``/``part_id``, as they already must across a restart).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class OutboxPump:
         publish: Hands a message to the MQTT client (see :data:`Publish`).
         connected: Whether the client is connected now; nothing new is handed over while it is not.
         window: Maximum number of messages handed over and not yet acknowledged.
+        retry_refused_s: How long a message the broker refused waits before it is handed over again.
 
     """
 
@@ -45,6 +51,7 @@ class OutboxPump:
         *,
         window: int = 100,
         idle_poll_s: float = 0.5,
+        retry_refused_s: float = 30.0,
     ) -> None:
         if window < 1:
             raise ValueError(f"pump window must be >= 1, got {window}")
@@ -53,7 +60,8 @@ class OutboxPump:
         self._connected = connected
         self._window = window
         self._idle_poll_s = idle_poll_s
-        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._retry_refused_s = retry_refused_s
+        self._acks: queue.SimpleQueue[tuple[int, str | None]] = queue.SimpleQueue()
         self._inflight: dict[int, int] = {}  # MQTT mid -> outbox id
         self._cursor = 0  # highest outbox id handed to the client in this process
         self._wake = threading.Event()
@@ -61,6 +69,7 @@ class OutboxPump:
         self._drained = threading.Condition()
         self._thread: threading.Thread | None = None
         self.delivered = 0
+        self.refused = 0  # refusals by the broker since start (a message refused twice counts twice)
         self.last_error: str | None = None
 
     def start(self) -> None:
@@ -82,9 +91,16 @@ class OutboxPump:
         """Wake the pump: a message was put, or the client (re)connected."""
         self._wake.set()
 
-    def acknowledged(self, mid: int) -> None:
-        """Record the broker's acknowledgement of message id ``mid``; safe to call from any thread."""
-        self._acks.put(mid)
+    def acknowledged(self, mid: int, refused: str | None = None) -> None:
+        """Record the broker's answer to message id ``mid``; safe to call from any thread.
+
+        Args:
+            mid: The MQTT message id.
+            refused: The broker's reason when it refused the message (a failure reason code); ``None``
+                when it accepted it.
+
+        """
+        self._acks.put((mid, refused))
         self._wake.set()
 
     @property
@@ -121,14 +137,21 @@ class OutboxPump:
 
     def _retire_acknowledged(self) -> None:
         done: list[int] = []
+        refused: list[tuple[int, str]] = []
         while True:
             try:
-                mid = self._acks.get_nowait()
+                mid, reason = self._acks.get_nowait()
             except queue.Empty:
                 break
             outbox_id = self._inflight.pop(mid, None)
-            if outbox_id is not None:  # acks of direct publishes (state, ready, replies) are not ours
+            if outbox_id is None:  # acks of direct publishes (state, ready, replies) are not ours
+                continue
+            if reason is None:
                 done.append(outbox_id)
+            else:
+                refused.append((outbox_id, reason))
+        if refused:
+            self.refused += self._outbox.mark_refused(refused)
         if done:
             self.delivered += self._outbox.mark_delivered(done)
             with self._drained:
@@ -144,3 +167,15 @@ class OutboxPump:
                 return  # not sendable now (e.g. connection just dropped); retried on the next wake-up
             self._inflight[mid] = message.id
             self._cursor = message.id
+            free -= 1
+        if free <= 0:
+            return
+        # Refused messages, once their wait is over (not while one is still out: it would go twice).
+        out = set(self._inflight.values())
+        for message in self._outbox.refused_due(time.time() - self._retry_refused_s, limit=free):
+            if message.id in out:
+                continue
+            mid = self._publish(message)
+            if mid is None:
+                return
+            self._inflight[mid] = message.id

@@ -620,6 +620,8 @@ class StationApp:
             )
         if parts.outbox is not None:
             out["outbox_depth"] = parts.outbox.depth()
+            # Messages the broker refused (an ACL, a quota): kept and retried, and visible here.
+            out["outbox_refused"] = parts.outbox.broker_refusals()[0]
         if parts.mqtt is not None:
             out["mqtt_connected"] = 1.0 if parts.mqtt.connected else 0.0
         if parts.source is not None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.mosquitto import MosquittoBroker
+from fixtures.mosquitto import BrokerFactory, MosquittoBroker
 from fixtures.mqtt_subscriber import Received, Subscriber
 
 from edge.inspection.types import Box, Verdict
@@ -286,3 +286,35 @@ def test_a_retained_command_waiting_on_the_broker_is_refused_at_connect(
         finally:
             plc.publish(f"{ROOT}/cmd/sku", b"", retain=True)
             client.stop(flush_timeout_s=1)
+
+
+def test_a_verdict_the_broker_refuses_is_kept_and_delivered_once_allowed(
+    mosquitto_factory: BrokerFactory, tmp_path: Path
+) -> None:
+    # An ACL that denies the verdict topic: the broker answers PUBACK 135 (not authorized). That is not a
+    # delivery: the verdict stays in the outbox, the stream goes on, and once the ACL is fixed it arrives.
+    denied = f"topic readwrite #\ntopic deny {ROOT}/verdict\n"
+    broker = mosquitto_factory(acl=denied)
+    plc = Subscriber(broker.host, broker.port, [f"{ROOT}/#"])
+    plc.wait_subscribed()
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        client = StationMqtt(settings(broker, retry_refused_s=0.5), outbox, RecordingHandler())
+        client.start()
+        try:
+            assert client.wait_connected(10), client.last_error
+            client.publish_verdict(VerdictPayload.uninspected(part_id="P1", seq=1, reason="test"))
+            assert plc.wait_for(lambda ms: any(m.topic == f"{ROOT}/result" for m in ms), 5)
+            # (Mosquitto also drops the connection after a denied publish; the result is sent again.)
+            deadline = time.monotonic() + 10
+            while (outbox.broker_refusals()[0], outbox.depth()) != (1, 1) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            count, last = outbox.broker_refusals()
+            assert count == 1 and last is not None and last.startswith(f"{ROOT}/verdict: Not authorized")
+            assert outbox.depth() == 1 and not plc.on(f"{ROOT}/verdict")
+            broker.reload(acl="topic readwrite #\n")
+            assert plc.wait_for(lambda ms: any(m.topic == f"{ROOT}/verdict" for m in ms), 10)
+            assert plc.on(f"{ROOT}/verdict")[0].json()["part_id"] == "P1"
+            assert client.wait_drained(5) and outbox.broker_refusals() == (0, None)
+        finally:
+            client.stop(flush_timeout_s=2)
+            plc.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,35 @@ def test_invalid_qos_is_rejected(tmp_path: Path) -> None:
         box.put("t", b"x", qos=3)
     with pytest.raises(ValueError, match="capacity"):
         Outbox(tmp_path / "p.db", capacity=0)
+
+
+def test_a_refused_message_is_kept_set_aside_and_due_again_later(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        ids = [box.put("t/verdict", {"part_id": f"P{i}"}) for i in range(3)]
+        assert box.mark_refused([(ids[1], "Not authorized (135)")]) == 1
+        assert [m.id for m in box.pending()] == [ids[0], ids[2]]  # the stream goes on without it
+        assert box.depth() == 3  # still undelivered, still counted
+        assert box.broker_refusals() == (1, "t/verdict: Not authorized (135)")
+        assert box.refused_due(refused_before=0.0) == []  # its wait is not over
+        (due,) = box.refused_due(refused_before=time.time() + 1)
+        assert due.id == ids[1]
+    with Outbox(tmp_path / "o.db") as box:  # kept across a restart
+        assert box.broker_refusals()[0] == 1
+        assert box.mark_delivered([ids[1]]) == 1 and box.broker_refusals() == (0, None)
+
+
+def test_an_outbox_of_the_previous_format_keeps_its_messages(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+        " payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO outbox (topic, payload, qos, retain, created) VALUES ('t/v', x'7b7d', 1, 0, 1.0)")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    with Outbox(path) as box:
+        (kept,) = box.pending()
+        assert (kept.topic, kept.payload, box.depth()) == ("t/v", b"{}", 1)
+        assert box.mark_refused([(kept.id, "Quota exceeded (151)")]) == 1

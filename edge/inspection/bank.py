@@ -30,6 +30,11 @@ class BankError(RuntimeError):
     """A bank file that cannot be used (missing, corrupt, or built for another model)."""
 
 
+def shown_label(image: int) -> int:
+    """Memory source label of golden image ``image`` as the line shows it (as captured: ``image``)."""
+    return -(image + 1)
+
+
 @dataclass
 class Calibration:
     """Per-SKU normalisation and threshold, learned from the golden images only (no test labels).
@@ -113,17 +118,30 @@ class SkuBank:
         return PatchMemory(self.memory_patches, self.memory_source)
 
     def packed_memory(
-        self, feature_size: tuple[int, int], exclude: frozenset[int] = frozenset()
+        self,
+        feature_size: tuple[int, int],
+        exclude: frozenset[int] = frozenset(),
+        exclude_shown: frozenset[int] = frozenset(),
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
-        """The memory as comparison-encoder templates and validity (cached for the frame path)."""
+        """The memory as comparison-encoder templates and validity (cached for the frame path).
+
+        Args:
+            feature_size: (h, w) of the frame's feature map.
+            exclude: golden images left out entirely (leave-one-out): their patches as captured and as
+                the line shows them.
+            exclude_shown: golden images whose line-shown patches only are left out (a golden part
+                compared with itself under line nuisance must not find that nuisance already stored).
+
+        """
         memory = self.memory
         if memory is None:
             return None
-        key = (feature_size, exclude)
+        labels = exclude | {shown_label(i) for i in exclude | exclude_shown}
+        key = (feature_size, labels)
         if key not in self._packed:
             if len(self._packed) > 64:  # leave-one-out keys during calibration
                 self._packed.clear()
-            self._packed[key] = memory.packed(feature_size, exclude)
+            self._packed[key] = memory.packed(feature_size, labels)
         return self._packed[key]
 
     @property

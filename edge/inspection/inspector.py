@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from edge.inspection import selfconfig
 from edge.inspection.augment import LinePerturbation
-from edge.inspection.bank import Calibration, SkuBank, image_sha256
+from edge.inspection.bank import Calibration, SkuBank, image_sha256, shown_label
 from edge.inspection.box_config import BoxSample, BoxSettings, defect_boxes, score_boxes
 from edge.inspection.box_scoring import mask_boxes
 from edge.inspection.defects import defect_set
@@ -322,7 +322,7 @@ class Inspector:
             for rgb in rgbs
         ]
         extra, _ = self.encode(shown)
-        return np.concatenate([feats, extra]), np.concatenate([source, source])
+        return np.concatenate([feats, extra]), np.concatenate([source, [shown_label(int(i)) for i in source]])
 
     def add_bank(self, bank: SkuBank) -> None:
         """Activate a loaded bank; refuses one built for another model."""
@@ -344,11 +344,14 @@ class Inspector:
         top_k: int,
         exclude: frozenset[int] = frozenset(),
         maps: frozenset[str] = ALL_MAPS,
+        exclude_shown: frozenset[int] = frozenset(),
     ) -> RawMaps:
         """Compare one encoded frame with its golden bank; un-normalised maps.
 
         ``maps`` names what to compute (``template``, ``pixel``, ``memory``, ``part``); the rest is left out
-        (zero maps, ``None``) so that a frame pays only for the comparisons its SKU chose.
+        (zero maps, ``None``) so that a frame pays only for the comparisons its SKU chose. ``exclude``
+        leaves golden images out (leave-one-out); ``exclude_shown`` leaves out only the memory's copies of
+        golden images as the line shows them (see :meth:`SkuBank.packed_memory`).
         """
         cfg = self.settings
         lat: dict[str, float] = {}
@@ -396,7 +399,7 @@ class Inspector:
         # The same graph searches the whole-bank patch memory (packed as templates; leave-one-out masks the
         # excluded golden images' own patches).
         memory: FloatMap | None = None
-        packed = bank.packed_memory((fh, fw), exclude) if "memory" in maps else None
+        packed = bank.packed_memory((fh, fw), exclude, exclude_shown) if "memory" in maps else None
         if packed is not None:
             out = self.encoders.comparison.infer(
                 {"query": query, "templates": packed[0], "template_valid": packed[1]}
@@ -570,7 +573,9 @@ class Inspector:
                 continue
             image, matrix = perturb.apply(np.asarray(images[i], dtype=np.uint8), rng)
             prep, feats, desc = encoded(image)
-            raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k)
+            # Against itself, but not against its own line-shown copy in the memory: that would be the very
+            # nuisance the comparison must measure, and the threshold would fall to nothing.
+            raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k, exclude_shown=frozenset({int(i)}))
             # The perturbation's border is made-up (mirrored) content: nothing there is a real part.
             raw.valid &= _content_mask(image.shape[:2], matrix, prep.gray_fine.shape, cfg.border_px)
             raws.append(raw)
@@ -655,7 +660,10 @@ class Inspector:
             if own or (nuisance is not None and n_defect % 2 == 1):
                 shown, placed = perturb.apply(defect.image, rng)
             prep, feats, desc = encoded(shown)
-            raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k, frozenset() if own else frozenset({i}))
+            if own:
+                raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k, exclude_shown=frozenset({i}))
+            else:
+                raw = self.analyze(prep, feats, desc, bank, sku_cfg.top_k, frozenset({i}))
             mask = defect.mask
             if placed is not None:
                 raw.valid &= _content_mask(shown.shape[:2], placed, prep.gray_fine.shape, cfg.border_px)

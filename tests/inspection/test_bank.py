@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.inspection.augment import LinePerturbation
-from edge.inspection.bank import BankError, SkuBank
+from edge.inspection.bank import BankError, SkuBank, shown_label
 from edge.inspection.inspector import Inspector
 from edge.inspection.model import Encoders
 from edge.inspection.synthetic import make_part
@@ -65,3 +65,18 @@ def test_retrieval_finds_the_same_view(onnx_encoders_session: Encoders) -> None:
         assert len(ranked) == 3 and ranked[0][1] >= ranked[1][1] >= ranked[2][1]
         assert ranked[0][0] == i
         assert bank.retrieve(desc[0], prep.thumb, k=3, exclude=frozenset({i}))[0][0] != i
+
+
+def test_memory_copies_as_the_line_shows_them_can_be_left_out_alone(onnx_encoders_session: Encoders) -> None:
+    # A single golden part is calibrated against itself under line nuisance: its own line-shown copy in the
+    # memory must then be left out, while leave-one-out drops both copies.
+    inspector = Inspector(onnx_encoders_session)
+    bank = inspector.enroll("one", [("g0", make_part(np.random.default_rng(3)).image)], calibrate=False)
+    assert sorted(set(bank.memory_source.tolist())) == [shown_label(0), 0]
+    size = tuple(bank.features.shape[-2:])
+    _, everything = bank.packed_memory(size) or (None, np.zeros(0))
+    _, captured = bank.packed_memory(size, exclude_shown=frozenset({0})) or (None, np.zeros(0))
+    _, nothing = bank.packed_memory(size, exclude=frozenset({0})) or (None, np.ones(1))
+    assert everything.sum() == len(bank.memory_source)
+    assert captured.sum() == int((bank.memory_source == 0).sum()) > 0
+    assert nothing.sum() == 0

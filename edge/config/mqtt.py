@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
 from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import ConfigPath, Section
 from edge.config.secrets import SecretRef
+
+#: One DNS label (RFC 1123: letters, digits and inner hyphens, at most 63 characters); underscores too,
+#: because container and Windows host names that resolve on plant networks have them.
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def check_host(value: str) -> str:
+    """A broker host is a host name or an IPv4/IPv6 address (``[::1]`` accepted); anything else is refused.
+
+    Raises:
+        ValueError: with what is wrong, e.g. an octet above 255 or a character no host name has.
+
+    """
+    bare = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        ipaddress.ip_address(bare)
+        return value
+    except ValueError:
+        pass
+    labels = bare.removesuffix(".").split(".")
+    if all(label.isdigit() for label in labels):
+        raise ValueError(f"'{value}' is not a valid IPv4 address (four numbers 0-255)")
+    if len(bare) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError(
+            f"'{value}' is not a host name or IP address (host names have letters, digits, '-', '_' and '.')"
+        )
+    return value
 
 
 class MqttTls(Section):
@@ -40,6 +70,18 @@ class MqttSection(Section):
     )
     keepalive: int = Field(default=30, ge=5, le=3600, description="Keepalive interval in seconds.")
     sparkplug: bool = Field(default=False, description="Also publish Sparkplug B (NBIRTH/NDATA/NDEATH).")
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        return check_host(value)
+
+    @field_validator("username")
+    @classmethod
+    def _visible_username(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            raise ValueError("must not be blank or contain control characters")
+        return value
 
     @field_validator("topic_root")
     @classmethod

@@ -109,6 +109,11 @@ def test_duplicate_sku_ids_point_at_the_duplicate(minimal: dict[str, Any]) -> No
         ({"model": {"backends": ["openvino"]}}, "model.backends[0]", "expected 'tensorrt'"),
         ({"mqtt": {"password": {"env": "PW"}}}, "mqtt", "needs 'username'"),
         ({"mqtt": {"topic_root": "a/#"}}, "mqtt.topic_root", "wildcards"),
+        ({"mqtt": {"host": "+"}}, "mqtt.host", "not a host name or IP address"),
+        ({"mqtt": {"host": "trail/"}}, "mqtt.host", "not a host name or IP address"),
+        ({"mqtt": {"host": "256.1.1.1"}}, "mqtt.host", "not a valid IPv4 address"),
+        ({"mqtt": {"host": "-broker"}}, "mqtt.host", "not a host name"),
+        ({"mqtt": {"username": " "}}, "mqtt.username", "must not be blank"),
         ({"mqtt": {"tls": {"ca": "ca.pem", "cert": "c.pem"}}}, "mqtt.tls", "both 'cert' and 'key'"),
         ({"review": {"enabled": True, "bind": "0.0.0.0"}}, "review", "at least one user"),
         ({"skus": [{"id": "a", "golden_dir": "../../etc"}]}, "skus[0].golden_dir", "'..'"),
@@ -137,6 +142,14 @@ def test_literal_secret_is_rejected_without_echoing_it(minimal: dict[str, Any]) 
 def test_secret_reference_needs_exactly_one_source(minimal: dict[str, Any]) -> None:
     minimal["mqtt"] = {"username": "u", "password": {"env": "A", "file": "/run/secrets/a"}}
     assert "exactly one" in str(error_of(minimal))
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "broker.plant1.local", "10.0.0.7", "::1", "[fe80::1]", "mqtt-1."]
+)
+def test_broker_hosts_that_exist_are_accepted(minimal: dict[str, Any], host: str) -> None:
+    minimal["mqtt"] = {"host": host}
+    assert parse(minimal).mqtt.host == host
 
 
 def test_config_is_immutable(minimal: dict[str, Any]) -> None:

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     refused_at REAL
 )
 """
+#: Refusals are rare: a partial index keeps their queries off the (possibly long) backlog.
+_REFUSED_INDEX = "CREATE INDEX IF NOT EXISTS outbox_refused ON outbox (refused_at) WHERE refused IS NOT NULL"
 #: Format 1 -> 2: refused messages are kept with the broker's reason.
 _MIGRATE_1 = ("ALTER TABLE outbox ADD COLUMN refused TEXT", "ALTER TABLE outbox ADD COLUMN refused_at REAL")
 
@@ -140,6 +142,7 @@ class Outbox:
         if version == 1:  # undelivered messages of the previous release are kept
             for statement in _MIGRATE_1:
                 db.execute(statement)
+        db.execute(_REFUSED_INDEX)
         db.execute(f"PRAGMA user_version={OUTBOX_FORMAT}")
         return db
 
@@ -185,11 +188,14 @@ class Outbox:
 
     def pending(self, after: int = 0, limit: int = 100) -> list[OutboxMessage]:
         """Undelivered messages with id > ``after`` that the broker has not refused, oldest first."""
+        return self._select("id > ? AND refused IS NULL", (after, limit))
+
+    def _select(self, where: str, params: tuple[float | int, ...]) -> list[OutboxMessage]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, topic, payload, qos, retain, created FROM outbox"
-                " WHERE id > ? AND refused IS NULL ORDER BY id LIMIT ?",
-                (after, limit),
+                f" WHERE {where} ORDER BY id LIMIT ?",  # where: one of this class's own conditions
+                params,
             ).fetchall()
         return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
 
@@ -205,13 +211,7 @@ class Outbox:
 
     def refused_due(self, refused_before: float, limit: int = 100) -> list[OutboxMessage]:
         """Refused messages last refused before ``refused_before`` (epoch seconds), oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, topic, payload, qos, retain, created FROM outbox"
-                " WHERE refused IS NOT NULL AND refused_at < ? ORDER BY id LIMIT ?",
-                (refused_before, limit),
-            ).fetchall()
-        return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+        return self._select("refused IS NOT NULL AND refused_at < ?", (refused_before, limit))
 
     def broker_refusals(self) -> tuple[int, str | None]:
         """How many stored messages the broker refused, and the latest refusal (``topic: reason``)."""

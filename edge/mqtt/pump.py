@@ -61,6 +61,7 @@ class OutboxPump:
         self._window = window
         self._idle_poll_s = idle_poll_s
         self._retry_refused_s = retry_refused_s
+        self._next_refused_check = 0.0  # monotonic time of the next look for refused messages that are due
         self._acks: queue.SimpleQueue[tuple[int, str | None]] = queue.SimpleQueue()
         self._inflight: dict[int, int] = {}  # MQTT mid -> outbox id
         self._cursor = 0  # highest outbox id handed to the client in this process
@@ -170,7 +171,12 @@ class OutboxPump:
             free -= 1
         if free <= 0:
             return
-        # Refused messages, once their wait is over (not while one is still out: it would go twice).
+        # Refused messages, once their wait is over (not while one is still out: it would go twice). Looked
+        # up at most once a second: this runs on every wake-up, refusals are rare.
+        now = time.monotonic()
+        if now < self._next_refused_check:
+            return
+        self._next_refused_check = now + min(1.0, self._retry_refused_s)
         out = set(self._inflight.values())
         for message in self._outbox.refused_due(time.time() - self._retry_refused_s, limit=free):
             if message.id in out:

@@ -21,12 +21,11 @@ import numpy.typing as npt
 from edge.inspection import selfconfig
 from edge.inspection.augment import LinePerturbation
 from edge.inspection.bank import Calibration, SkuBank, image_sha256, shown_label
-from edge.inspection.box_config import BoxSample, BoxSettings, defect_boxes, score_boxes
-from edge.inspection.box_scoring import mask_boxes
+from edge.inspection.box_scoring import BoxSample, mask_boxes, score_boxes
 from edge.inspection.defects import defect_set
 from edge.inspection.memory import PatchMemory
 from edge.inspection.model import Encoders
-from edge.inspection.postprocess import fuse
+from edge.inspection.postprocess import defect_boxes, fuse
 from edge.inspection.preprocess import ImageError, PreparedImage, ViewSettings, as_rgb, prepare
 from edge.inspection.registration import (
     RegistrationSettings,
@@ -741,7 +740,7 @@ class Inspector:
         synthetic_samples: Sequence[selfconfig.SampleScores],
         choice: selfconfig.Choice,
     ) -> dict[str, float]:
-        """How the SKU's boxes outline its synthetic defects (box F1, BBox-Mask IoU; ``box_config``)."""
+        """How the SKU's boxes outline its synthetic defects (box F1, BBox-Mask IoU; ``box_scoring``)."""
         sku_cfg = SkuSettings(**bank.settings) if bank.settings else SkuSettings()
         h, w = bank.image_size
         samples = []
@@ -753,15 +752,15 @@ class Inspector:
             at_size = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
             samples.append(BoxSample(self._fused(raw, calib), raw.valid, ng, mask_boxes(at_size), True))
         scale = golden[0].valid.shape[1] / w
-        quality = score_boxes(
+        f1, miou = score_boxes(
             samples,
-            BoxSettings(calib.map_threshold),
+            calib.map_threshold,
             (h, w),
             sku_cfg.min_defect_area_px,
             scale,
             sku_cfg.box_padding * max(h, w),
         )
-        return {"box_f1": round(quality.f1, 3), "bbox_mask_iou": round(quality.miou, 3)}
+        return {"box_f1": round(f1, 3), "bbox_mask_iou": round(miou, 3)}
 
     def _sample_scores(
         self, raw: RawMaps, calib: Calibration, available: Sequence[str], kind: str, defective: bool
@@ -829,9 +828,9 @@ class Inspector:
         score = selfconfig.combine(map_score, self._part_score(raw, calib), calib.whole_part)
         threshold = calib.threshold
         ng = score > threshold
-        box = BoxSettings(calib.map_threshold or threshold)
+        seed = calib.map_threshold or threshold
         padding = sku_cfg.box_padding * max(frame_h, frame_w)
-        boxes = defect_boxes(fused, valid, ng, box, sku_cfg.min_defect_area_px, scale, padding)
+        boxes = defect_boxes(fused, valid, ng, seed, sku_cfg.min_defect_area_px, scale, padding)
         verdict = Verdict.NG if ng else Verdict.OK
         t4 = time.perf_counter()
         latency = {

@@ -160,3 +160,33 @@ def merge_overlapping(boxes: list[Box]) -> list[Box]:
                 out.append(box)
         merged = out
     return merged
+
+
+#: Low/high hysteresis ratio of a defect box (the box grows down to this share of the seed level).
+BOX_RATIO = 0.5
+#: Where an NG part's map never reaches the box seed level, the box is seeded at this share of its peak.
+FALLBACK_PEAK = 0.9
+
+
+def defect_boxes(
+    fused: FloatMap,
+    valid: npt.NDArray[np.bool_],
+    ng: bool,
+    seed: float,
+    min_area_px: float,
+    scale: float,
+    padding_px: float,
+) -> list[Box]:
+    """The boxes of one inspected part: none on an OK part (a box explains an NG verdict).
+
+    Regions of the fused map that reach ``seed`` (see :func:`extract_boxes`). An NG part whose map never
+    reaches it (NG by the tail mean or the whole-part score) is boxed where its map points, so the operator
+    sees the strongest evidence.
+    """
+    if not ng:
+        return []
+    boxes = extract_boxes(fused, valid, seed, BOX_RATIO, min_area_px, scale, padding_px)
+    if not boxes and valid.any():
+        peak = FALLBACK_PEAK * float(fused[valid].max())
+        boxes = extract_boxes(fused, valid, peak, BOX_RATIO, min_area_px, scale, padding_px)
+    return boxes

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures.anomaly_maps import plateau
 
-from edge.inspection.box_scoring import BoxCounts, bbox_mask_iou, box_iou, mask_boxes, match_boxes
+from edge.inspection.box_scoring import (
+    BoxCounts,
+    BoxSample,
+    bbox_mask_iou,
+    box_iou,
+    mask_boxes,
+    match_boxes,
+    score_boxes,
+)
 
 
 def test_box_iou() -> None:
@@ -48,3 +57,18 @@ def test_mask_boxes_bound_each_connected_region() -> None:
     mask[10:18, 20:22] = 255
     assert sorted(mask_boxes(mask)) == [(3.0, 2.0, 9.0, 5.0), (20.0, 10.0, 22.0, 18.0)]
     assert mask_boxes(mask > 0) == mask_boxes(mask)
+
+
+def test_box_quality_counts_boxes_on_golden_parts_against() -> None:
+    fused, truth = plateau(peak=1.0)  # a flat defect: the box covers it
+    valid = np.ones_like(fused, bool)
+    quiet = np.full_like(fused, 0.2)
+    quiet[5:9, 5:9] = 2.0  # a golden part judged NG: its box is a false positive
+    defect = BoxSample(fused, valid, True, [truth], True)
+
+    def score(samples: list[BoxSample]) -> tuple[float, float]:
+        return score_boxes(samples, 0.8, (80, 80), 4, 1.0, 0.0)
+
+    assert score([defect]) == (1.0, 1.0)
+    assert score([defect, BoxSample(quiet, valid, True, [], False)]) == (2 / 3, 1.0)
+    assert score([BoxSample(fused, valid, False, [truth], True)]) == (0.0, 0.0)  # OK: no box drawn

@@ -13,10 +13,17 @@ class Section(BaseModel):
     """Base of every config model: unknown keys are errors, values are immutable once validated.
 
     ``extra="forbid"`` turns a typo (``exposur_us``) into an error instead of a silently ignored setting;
-    ``frozen`` lets a validated config be shared between threads without defensive copies.
+    ``frozen`` lets a validated config be shared between threads without defensive copies; ``strict``
+    refuses coercion, so ``loop: 0``, ``ok_sample_rate: false`` or ``fps: "5"`` are errors rather than a
+    value the engineer never wrote (YAML already gives real booleans and numbers); ``allow_inf_nan=False``
+    names a NaN or infinite number as such instead of failing a range check with a confusing message.
+    A field typed as a tuple sets ``strict=False`` on itself only (YAML has lists, not tuples): its items
+    stay strict.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 def _safe_path(value: str) -> str:

@@ -30,6 +30,7 @@ class ModelSection(Section):
     )
     input_size: tuple[int, int] = Field(
         default=(320, 320),
+        strict=False,  # a YAML list; the items stay strict integers
         description=f"Inference input [height, width], multiples of {INPUT_SIDE_MULTIPLE}.",
     )
     precision: Literal["fp32", "fp16", "int8"] = Field(

@@ -15,6 +15,11 @@ def parse(data: dict[str, Any]) -> StationConfig:
     return parse_config(yaml.safe_dump(data, sort_keys=False), source="test.yaml")
 
 
+def replay(**settings: Any) -> dict[str, Any]:
+    """A replay camera section with ``settings``."""
+    return {"source": "replay", "replay": {"dir": "r", **settings}}
+
+
 def error_of(data: dict[str, Any]) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         parse(data)
@@ -121,6 +126,13 @@ def test_duplicate_sku_ids_point_at_the_duplicate(minimal: dict[str, Any]) -> No
         ({"skus": [{"id": "a", "golden_dir": "g", "min_defect_area_mm2": 1}]}, "skus[0]", "pixel_pitch_mm"),
         ({"skus": []}, "skus", "at least 1"),
         ({"storage": {"ok_sample_rate": 2}}, "storage.ok_sample_rate", "less than or equal to 1"),
+        # No coercion: what the engineer wrote is what the station runs, or an error.
+        ({"storage": {"ok_sample_rate": False}}, "storage.ok_sample_rate", "valid number"),
+        ({"camera": replay(loop=0)}, "camera.replay.loop", "valid boolean"),
+        ({"camera": replay(fps="5")}, "camera.replay.fps", "valid number"),
+        ({"camera": replay(fps=float("nan"))}, "camera.replay.fps", "finite"),
+        ({"camera": replay(fps=float("inf"))}, "camera.replay.fps", "finite"),
+        ({"model": {"input_size": [320, True]}}, "model.input_size[1]", "valid integer"),
     ],
 )
 def test_named_checks(minimal: dict[str, Any], patch: dict[str, Any], path: str, words: str) -> None:

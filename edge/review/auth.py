@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from edge.review.throttle import LoginThrottle
+
 Role = Literal["operator", "engineer"]
 
 PBKDF2_ITERATIONS = 600_000
@@ -33,9 +35,6 @@ PBKDF2_ITERATIONS = 600_000
 
 SESSION_TTL_S = 8 * 3600.0
 """A session lasts one shift."""
-
-MAX_FAILURES = 5
-LOCKOUT_S = 60.0
 
 
 class PasswordHashError(ValueError):
@@ -153,7 +152,7 @@ class Authenticator:
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
         self._revoked: dict[str, float] = {}
-        self._failures: dict[str, list[float]] = {}
+        self.throttle = LoginThrottle()
         self._dummy: str | None = None
 
     def _dummy_hash(self) -> str:
@@ -173,14 +172,12 @@ class Authenticator:
 
     # -- login -------------------------------------------------------------------------------------------
 
-    def login(self, name: str, password: str) -> User | None:
-        """The user when ``password`` is right; ``None`` otherwise (also while the name is locked out)."""
-        now = time.time()
-        with self._lock:
-            recent = [t for t in self._failures.get(name, []) if t > now - LOCKOUT_S]
-            self._failures[name] = recent
-            if len(recent) >= MAX_FAILURES:
-                return None
+    def login(self, name: str, password: str, address: str = "") -> User | None:
+        """The user when ``password`` is right; ``None`` otherwise.
+
+        Call :meth:`wait_s` first: an attempt made during a wait must be refused unchecked. A wrong password
+        counts against ``address`` (the client) and ``name`` (see :mod:`edge.review.throttle`).
+        """
         user = self.users.get(name)
         try:
             ok = (
@@ -190,18 +187,14 @@ class Authenticator:
         except PasswordHashError:
             ok = False
         if not ok:
-            with self._lock:
-                self._failures.setdefault(name, []).append(now)
+            self.throttle.failed(address, name)
             return None
-        with self._lock:
-            self._failures.pop(name, None)
+        self.throttle.succeeded(address, name)
         return user
 
-    def locked_out(self, name: str) -> bool:
-        """Whether too many wrong passwords were given for ``name`` in the last minute."""
-        now = time.time()
-        with self._lock:
-            return len([t for t in self._failures.get(name, []) if t > now - LOCKOUT_S]) >= MAX_FAILURES
+    def wait_s(self, name: str, address: str = "") -> float:
+        """Seconds before ``address`` may try a password for ``name`` again (0: now)."""
+        return self.throttle.wait_s(address, name)
 
     # -- sessions ----------------------------------------------------------------------------------------
 

@@ -43,7 +43,8 @@ class ReviewApp:
         except Exception:
             log.exception("review: request failed")
             response = Response.text("internal error (see the station log)", 500)
-        start_response(status_line(response.status), response.wsgi_headers())
+        https = environ.get("wsgi.url_scheme") == "https"
+        start_response(status_line(response.status), response.wsgi_headers(https))
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [response.body]
 
     def handle(self, req: Request) -> Response:

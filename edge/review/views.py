@@ -153,10 +153,19 @@ def login(ctx: ReviewContext, req: Request) -> Response:
     if not nonce or not ctx.auth.check_csrf("pre:" + nonce, req.field("csrf")):
         raise HttpError(403, "CSRF token missing or invalid: reload the login page")
     name = req.field("user").strip()
-    if ctx.auth.locked_out(name):
-        return login_form(ctx, req, "Too many wrong passwords: wait a minute.", 429)
-    user = ctx.auth.login(name, req.field("password"))
+    wait = ctx.auth.wait_s(name, req.client)
+    if wait > 0:
+        response = login_form(ctx, req, f"Too many wrong passwords: try again in {math.ceil(wait)} s.", 429)
+        response.headers.append(("Retry-After", str(math.ceil(wait))))
+        return response
+    user = ctx.auth.login(name, req.field("password"), req.client)
     if user is None:
+        failures = ctx.auth.throttle.failures(name)
+        if failures and failures % 10 == 0:
+            # Guessing spread over many addresses shows only here: tell whoever reads the log.
+            log.warning(
+                "review: %d wrong passwords for user name %r (last from %s)", failures, name, req.client
+            )
         return login_form(ctx, req, "Wrong user name or password.", 401)
     cookie, _ = ctx.auth.issue(user)
     log.info("review: %s (%s) logged in", user.name, user.role)

@@ -21,6 +21,8 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "same-origin"),
 )
+#: Sent under HTTPS only (RFC 6797 ignores it over plain HTTP); one year, as browsers' preload lists expect.
+HSTS = ("Strict-Transport-Security", "max-age=31536000")
 
 
 class HttpError(Exception):
@@ -89,6 +91,15 @@ class Request:
         )
 
     @property
+    def client(self) -> str:
+        """The client's address as the socket saw it.
+
+        ``X-Forwarded-For`` is not trusted: the review UI is served directly on the line network, and a
+        header any client can write must not choose whose login attempts are throttled.
+        """
+        return str(self.environ.get("REMOTE_ADDR") or "unknown")
+
+    @property
     def path(self) -> str:
         """The request path, re-encoded (safe to put in a ``next=`` link)."""
         return "/" + "/".join(urllib.parse.quote(s, safe="") for s in self.segments)
@@ -137,13 +148,14 @@ class Response:
             parts.append("Secure")
         self.headers.append(("Set-Cookie", "; ".join(parts)))
 
-    def wsgi_headers(self) -> list[tuple[str, str]]:
-        """Every header to send."""
+    def wsgi_headers(self, https: bool = False) -> list[tuple[str, str]]:
+        """Every header to send; under HTTPS also HSTS (browsers never fall back to plain HTTP)."""
         return [
             ("Content-Type", self.content_type),
             ("Content-Length", str(len(self.body))),
             ("Cache-Control", self.cache),
             *SECURITY_HEADERS,
+            *((HSTS,) if https else ()),
             *self.headers,
         ]
 

@@ -142,3 +142,30 @@ def test_https_with_the_configured_certificate(ui_factory: UiFactory, broker_cer
     )
     session = next(c for c in cookies if c.startswith("edge_review="))
     assert "Secure" in session and "HttpOnly" in session
+    # Once a browser has seen the station over HTTPS it never falls back to plain HTTP.
+    _, headers, _, _ = ui.request("GET", "/healthz")
+    assert headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_no_hsts_over_plain_http(ui: Ui) -> None:
+    _, headers, _, _ = ui.request("GET", "/healthz")
+    assert "Strict-Transport-Security" not in headers
+
+
+def _wrong_login(ui: Ui, user: str) -> tuple[int, dict[str, str], bytes]:
+    _, _, body, cookies = ui.request("GET", "/login")
+    pre, csrf = _cookie(cookies, "edge_review_pre"), _csrf(body)
+    status, headers, body, _ = ui.request(
+        "POST", "/login", form={"user": user, "password": "guess", "csrf": csrf}, cookie=pre
+    )
+    return status, headers, body
+
+
+def test_guessing_many_names_from_one_address_is_slowed(ui: Ui) -> None:
+    # One wrong password for each of many names: the address is the guesser, not any one name.
+    statuses = [_wrong_login(ui, f"name{i}")[0] for i in range(6)]
+    assert statuses[:3] == [401, 401, 401]
+    assert 429 in statuses[3:]
+    status, headers, body = _wrong_login(ui, "olga")
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    assert b"try again in" in body

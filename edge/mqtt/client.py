@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.mqtt import topics as contract
 from edge.mqtt.commands import DEFAULT_MAX_COMMAND_BYTES, CommandHandler, CommandProcessor
+from edge.mqtt.connect_errors import explain_connect_error, explain_early_close, explain_refusal
 from edge.mqtt.outbox import Outbox, OutboxMessage, Pending
 from edge.mqtt.payloads import (
     MetricsPayload,
@@ -113,6 +115,7 @@ class StationMqtt:
         self.outbox = outbox
         self.commands = CommandProcessor(self.topics, handler, settings.max_command_bytes)
         self.last_error: str | None = None
+        self._refused = False  # the last CONNACK refused us (its reason beats the disconnect that follows)
         self.connects = 0
         self._state = state or StatePayload(status="online", since=time.time())
         self._ready: ReadyPayload | None = None
@@ -305,10 +308,11 @@ class StationMqtt:
     ) -> None:
         try:
             if reason.is_failure:
-                where = f"{self.settings.host}:{self.settings.port}"
-                self.last_error = f"broker {where} refused connection: {reason}"
+                self._refused = True
+                self.last_error = explain_refusal(reason, self.settings.host, self.settings.port)
                 log.error("%s", self.last_error)
                 return
+            self._refused = False
             self.connects += 1
             self.last_error = None
             log.info("connected to %s:%d", self.settings.host, self.settings.port)
@@ -322,8 +326,14 @@ class StationMqtt:
             log.exception("on_connect failed")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self.last_error = f"cannot connect to broker {self.settings.host}:{self.settings.port} (retrying)"
-        log.warning("%s", self.last_error)
+        # paho calls this from inside its ``except OSError`` block without passing the exception: it is
+        # still the one being handled, and it is what says why (certificate, name, port, refusal).
+        exc = sys.exc_info()[1]
+        s = self.settings
+        error = explain_connect_error(exc, s.host, s.port, s.tls is not None)
+        if error != self.last_error:
+            log.warning("%s (retrying)", error)  # once per distinct reason, not once per retry
+        self.last_error = error
 
     def _on_disconnect(
         self,
@@ -339,6 +349,12 @@ class StationMqtt:
         if reason.is_failure and was_connected:
             self.last_error = f"disconnected from broker: {reason}"
             log.warning("%s (reconnecting)", self.last_error)
+        elif reason.is_failure and not self._refused:
+            s = self.settings
+            error = explain_early_close(reason, s.host, s.port, s.tls is not None)
+            if error != self.last_error:
+                log.warning("%s (retrying)", error)
+            self.last_error = error
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Properties

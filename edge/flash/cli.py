@@ -18,6 +18,7 @@ from pathlib import Path
 from edge.config.cli import station_root
 from edge.config.safe_mode import ActiveConfig, load_active_config
 from edge.flash.flash import JOURNAL_NAME, FlashOptions, FlashResult, flash, rollback
+from edge.flash.interrupted import read_pending
 from edge.flash.journal import Journal
 
 ENV_HOOKS_DIR = "EDGE_HOOKS_DIR"
@@ -126,6 +127,18 @@ def _status(root: Path, as_json: bool) -> int:
     else:
         state = {"state": "safe_mode", "reason": active.reason}
     state["interrupted_flashes"] = len(interrupted)
+    pending = read_pending(root)
+    if pending is not None:
+        # Settled by the next `edge run`, flash or rollback (edge.flash.interrupted); say so until then.
+        state["unfinished_flash"] = (
+            f"{pending.get('flash_id') or '?'} (slot {pending.get('slot')}): settled at the next start"
+        )
+    resolved = [r for r in last if r.get("resolved")]
+    if resolved:
+        r = resolved[-1]
+        state["last_interrupted_flash"] = (
+            f"{r.get('flash_id')}: {r.get('result')} at the next start ({r.get('reason')})"
+        )
     if as_json:
         print(json.dumps({**state, "recent": last}, default=str))
     else:

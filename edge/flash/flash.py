@@ -28,6 +28,7 @@ from edge.config.resolve import ResolvedConfig, default_allowed_roots, resolve_c
 from edge.config.signing import SignatureError, load_trusted_keys, signature_path, verify_file
 from edge.flash.banks import BankReport, build_banks, capability_lines
 from edge.flash.hooks import HookContext, HookReport, run_hooks
+from edge.flash.interrupted import PENDING_NAME, Resolution, clear_pending, mark_pending, resolve_locked
 from edge.flash.journal import Journal, now, who
 from edge.flash.reload import ReloadRequest, request_reload, station_outcome
 from edge.flash.slots import CONFIG_NAME, SlotError, StationRoot, write_json_durable
@@ -178,6 +179,7 @@ class _Flash:
                     "hooks": self.hooks,
                 }
             )
+            clear_pending(self.opt.root)  # after the end record: the journal never loses the outcome
         return self.result
 
     def _run(self) -> None:
@@ -272,6 +274,11 @@ class _Flash:
         )
         self.store.install(staging, target)
         self.step("switch")
+        # Cut short from here on (power, SIGKILL), the next start settles this flash (edge.flash.interrupted).
+        mark_pending(
+            self.opt.root,
+            {"flash_id": self.result.flash_id, "slot": target, "previous_slot": self.result.previous_slot},
+        )
         self.store.activate(target)
         self.switched = True
 
@@ -352,9 +359,34 @@ def flash(config_file: Path, options: FlashOptions) -> FlashResult:
     """
     try:
         with station_lock(options.root):
+            if not options.dry_run:
+                resolve_locked(
+                    options.root,
+                    Journal(options.root / JOURNAL_NAME),
+                    options.hooks_dir,
+                    options.hook_timeout_s,
+                    options.by,
+                )
             return _Flash(config_file, options).run()
     except FlashError as exc:
         return FlashResult(flash_id="", result="aborted", reason=str(exc))
+
+
+def resolve_interrupted(
+    root: Path, *, hooks_dir: Path | None = None, timeout_s: float = 60.0, by: str | None = None
+) -> Resolution | None:
+    """Settle a flash that was cut short (see :mod:`edge.flash.interrupted`); ``None``: nothing pending.
+
+    Run by the station at boot and before every flash or rollback. While another flash holds the station
+    lock it is that flash's business: nothing is done.
+    """
+    if not (root / PENDING_NAME).exists():
+        return None
+    try:
+        with station_lock(root):
+            return resolve_locked(root, Journal(root / JOURNAL_NAME), hooks_dir, timeout_s, by)
+    except FlashError:
+        return None
 
 
 def rollback(
@@ -369,6 +401,7 @@ def rollback(
     journal = Journal(root / JOURNAL_NAME)
     try:
         with station_lock(root):
+            resolve_locked(root, journal, hooks_dir, timeout_s, by)
             current = store.current_name()
             other = "b" if current == "a" else "a"
             result.previous_slot, result.slot = current, other

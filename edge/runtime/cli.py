@@ -54,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
         from edge.demo import prepare_demo
 
         config = prepare_demo(Path("runs/demo")).config
+    if args.root is not None:
+        # A flash cut short (power loss mid-flash) is settled before the station reads its active slot.
+        from edge.flash.cli import hooks_dir
+        from edge.flash.flash import resolve_interrupted
+
+        resolve_interrupted(args.root, hooks_dir=hooks_dir(argparse.Namespace(hooks_dir=None), args.root))
     options = RunOptions(
         config=config,
         root=args.root,

@@ -21,7 +21,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,10 @@ class StationMqtt:
             self._connected.is_set,
             window=settings.window,
             retry_refused_s=settings.retry_refused_s,
+            on_refusal=lambda reason: self.on_refusal(reason) if self.on_refusal else None,
         )
+        #: Told why the broker refuses stored messages (``None``: no longer); the runtime raises a fault.
+        self.on_refusal: Callable[[str | None], None] | None = None
         self._set_will()
         self._started = False
 

@@ -40,6 +40,8 @@ class OutboxPump:
         connected: Whether the client is connected now; nothing new is handed over while it is not.
         window: Maximum number of messages handed over and not yet acknowledged.
         retry_refused_s: How long a message the broker refused waits before it is handed over again.
+        on_refusal: Told ``"broker refuses <topic>: <reason> ..."`` when the broker refuses a message and
+            ``None`` once no refused message is left (the station raises and clears a fault on ``state``).
 
     """
 
@@ -52,6 +54,7 @@ class OutboxPump:
         window: int = 100,
         idle_poll_s: float = 0.5,
         retry_refused_s: float = 30.0,
+        on_refusal: Callable[[str | None], None] | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"pump window must be >= 1, got {window}")
@@ -72,6 +75,8 @@ class OutboxPump:
         self.delivered = 0
         self.refused = 0  # refusals by the broker since start (a message refused twice counts twice)
         self.last_error: str | None = None
+        self._on_refusal = on_refusal
+        self._refusal: str | None = None  # what was last reported to on_refusal
 
     def start(self) -> None:
         """Start the pump thread."""
@@ -157,6 +162,29 @@ class OutboxPump:
             self.delivered += self._outbox.mark_delivered(done)
             with self._drained:
                 self._drained.notify_all()
+        if refused or (done and self._refusal is not None):
+            self._report_refusals()
+
+    def _report_refusals(self) -> None:
+        """Tell ``on_refusal`` what the broker refuses now (``None``: every refused message got through)."""
+        count, last = self._outbox.broker_refusals()
+        if count:
+            topic, _, reason = (last or "?: ?").partition(": ")
+            text = (
+                f"broker refuses {topic}: {reason} ({count} kept in the outbox, retried every "
+                f"{self._retry_refused_s:g} s)"
+            )
+        else:
+            text = None
+        if text != self._refusal:
+            if text is None:
+                log.info("the broker accepts the messages it refused before")
+            self._refusal = text
+            if self._on_refusal is not None:
+                try:
+                    self._on_refusal(text)
+                except Exception:  # reporting must never stop the pump
+                    log.exception("on_refusal failed")
 
     def _hand_over(self) -> None:
         free = self._window - len(self._inflight)

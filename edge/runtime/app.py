@@ -399,6 +399,7 @@ class StationApp:
         )
         status = self.status = StationStatus(mqtt, state, handshake)
         pipeline._on_fault = status.fault
+        mqtt.on_refusal = lambda reason: status.fault("broker", reason)
         mqtt.commands.handler = StationCommands(
             pipeline, status, lambda: sorted(inspector.banks), trigger, self.reloads.request
         )

@@ -299,6 +299,8 @@ def test_a_verdict_the_broker_refuses_is_kept_and_delivered_once_allowed(
     plc.wait_subscribed()
     with Outbox(tmp_path / "outbox.db") as outbox:
         client = StationMqtt(settings(broker, retry_refused_s=0.5), outbox, RecordingHandler())
+        faults: list[str | None] = []
+        client.on_refusal = faults.append  # the station raises (and later clears) a fault on `state`
         client.start()
         try:
             assert client.wait_connected(10), client.last_error
@@ -311,10 +313,16 @@ def test_a_verdict_the_broker_refuses_is_kept_and_delivered_once_allowed(
             count, last = outbox.broker_refusals()
             assert count == 1 and last is not None and last.startswith(f"{ROOT}/verdict: Not authorized")
             assert outbox.depth() == 1 and not plc.on(f"{ROOT}/verdict")
+            assert faults and faults[0] is not None
+            assert faults[0].startswith(f"broker refuses {ROOT}/verdict: Not authorized"), faults
             broker.reload(acl="topic readwrite #\n")
             assert plc.wait_for(lambda ms: any(m.topic == f"{ROOT}/verdict" for m in ms), 10)
             assert plc.on(f"{ROOT}/verdict")[0].json()["part_id"] == "P1"
             assert client.wait_drained(5) and outbox.broker_refusals() == (0, None)
+            deadline = time.monotonic() + 5
+            while faults[-1] is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert faults[-1] is None, faults  # the fault clears once the broker takes what it refused
         finally:
             client.stop(flush_timeout_s=2)
             plc.close()

@@ -14,16 +14,20 @@ class Issue:
         path: YAML path of the offending value, e.g. ``skus[1].golden_dir`` (empty for the whole document).
         message: What is wrong and what was expected.
         line: 1-based line of the offending value (or of its nearest enclosing key), if known.
+        column: 1-based column, where known (YAML syntax errors).
 
     """
 
     path: str
     message: str
     line: int | None = None
+    column: int | None = None
 
     def format(self, source: str) -> str:
-        """``file:line: path: message`` (the form editors and CI logs make clickable)."""
+        """``file:line[:column]: path: message`` (the form editors and CI logs make clickable)."""
         where = f"{source}:{self.line}" if self.line is not None else source
+        if self.line is not None and self.column is not None:
+            where += f":{self.column}"
         return f"{where}: {self.path or '<document>'}: {self.message}"
 
 

@@ -6,13 +6,15 @@ error on ``skus[1].golden_dir`` can point at line 23. Loading is pure: the YAML 
 
 from __future__ import annotations
 
+import difflib
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from edge.config.errors import ConfigError, Issue, format_path
@@ -129,10 +131,7 @@ def parse_document(text: str, *, source: str = "<string>") -> LoadedDocument:
             raise ConfigError(source, issues)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = " ".join(p for p in (exc.context, exc.problem) if p) or "malformed YAML"
-        raise ConfigError(source, [Issue("", f"not valid YAML: {what}", line)]) from None
+        raise ConfigError(source, [_yaml_issue(exc)]) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         raise ConfigError(
@@ -154,6 +153,41 @@ def parse_document(text: str, *, source: str = "<string>") -> LoadedDocument:
     except MigrationError as exc:
         raise ConfigError(source, [Issue("version", str(exc), lines.line_of(("version",)) or 1)]) from None
     return LoadedDocument(migrated, lines, tuple(applied))
+
+
+#: What a PyYAML complaint usually means, in the words of the person who typed the file.
+_YAML_HINTS: tuple[tuple[str, str], ...] = (
+    ("scanning a quoted scalar", "a quoted value is never closed (a missing \" or ')"),
+    ("found character '\\t'", "a tab: YAML indents with spaces only"),
+    ("expected <block end>", "the indentation does not line up with the lines above"),
+    (
+        "mapping values are not allowed here",
+        "a ':' where a value was expected: a line indented deeper than the one above, or a value that "
+        "contains ': ' and needs quotes",
+    ),
+    ("could not find expected ':'", "a key without ':' or a value continued on the next line"),
+    ("found undefined alias", "a '*' value that names no '&' anchor (quote values that start with '*')"),
+)
+
+
+def _yaml_issue(exc: yaml.MarkedYAMLError) -> Issue:
+    """Locate a YAML syntax error where the engineer must look, with line and column.
+
+    PyYAML marks where it gave up (``problem_mark``) and where the construct it was reading began
+    (``context_mark``). When it ran off the end of the file (an unclosed quote or bracket), where it gave up
+    is the last line, far from the mistake: then the start is the place to look.
+    """
+    problem, context = exc.problem_mark, exc.context_mark
+    ran_off = "end of stream" in (exc.problem or "") and context is not None
+    mark = context if ran_off else (problem or context)
+    text = " ".join(p for p in (exc.context, exc.problem) if p) or "malformed YAML"
+    hint = next((h for key, h in _YAML_HINTS if key in text), None)
+    message = f"not valid YAML: {hint} ({text})" if hint else f"not valid YAML: {text}"
+    if ran_off and problem is not None:
+        message += f"; it starts here and is still open at line {problem.line + 1}"
+    if mark is None:
+        return Issue("", message)
+    return Issue("", message, mark.line + 1, mark.column + 1)
 
 
 def _kind(value: object) -> str:
@@ -214,7 +248,37 @@ def _issue(err: ErrorDetails, lines: LineMap) -> Issue:
     at = ctx.get("at")
     if isinstance(at, list):
         loc = (*loc, *at)
-    return Issue(format_path(loc), _message(err), lines.line_of(loc))
+    message = _message(err)
+    if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        close = difflib.get_close_matches(loc[-1], sorted(allowed_keys(loc[:-1])), n=1, cutoff=0.6)
+        if close:
+            message = f"unknown key: did you mean '{close[0]}'?"
+    return Issue(format_path(loc), message, lines.line_of(loc))
+
+
+def allowed_keys(loc: Loc) -> set[str]:
+    """The keys a config section at YAML path ``loc`` accepts (empty when the path leads to no section)."""
+    models: list[type[BaseModel]] = [StationConfig]
+    for part in loc:
+        if isinstance(part, int):
+            continue  # list items: _models_in already looked inside list[...]
+        following = [
+            inner
+            for model in models
+            if part in model.model_fields
+            for inner in _models_in(model.model_fields[part].annotation)
+        ]
+        if following:
+            models = following
+        # else: a union tag pydantic puts in the path (e.g. the camera source): stay on these models
+    return {name for model in models for name in model.model_fields}
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """Config models an annotation can hold (through Optional, unions, Annotated, lists and dicts)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def _message(err: ErrorDetails) -> str:

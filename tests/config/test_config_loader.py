@@ -54,6 +54,47 @@ def test_yaml_syntax_error_has_a_line() -> None:
     assert "not valid YAML" in str(info.value)
 
 
+def test_an_unclosed_quote_is_reported_where_it_starts_not_at_the_end_of_the_file() -> None:
+    text = GOOD.replace("  line: l1\n", '  line: "l1\n')
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="q.yaml")
+    issue = info.value.issues[0]
+    assert (issue.line, issue.column) == (4, 9)
+    assert "a quoted value is never closed" in issue.message
+    assert "q.yaml:4:9:" in str(info.value)
+
+
+@pytest.mark.parametrize(("indent", "words"), [(" ", "indentation"), ("   ", "indented deeper")])
+def test_bad_indentation_is_reported_on_its_line_with_a_column(indent: str, words: str) -> None:
+    text = GOOD.replace("  line: l1\n", f"{indent}line: l1\n")
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="i.yaml")
+    issue = info.value.issues[0]
+    assert issue.line == 4 and issue.column is not None
+    assert words in issue.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "suggestion"),
+    [
+        ("    top_k: many\n", "    topk: 2\n", "skus[1].topk", "top_k"),
+        ("  line: l1\n", "  lin: l1\n", "station.lin", "line"),
+    ],
+)
+def test_a_misspelt_key_gets_a_did_you_mean(old: str, new: str, path: str, suggestion: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD.replace(old, new), source="k.yaml")
+    issue = next(i for i in info.value.issues if i.path == path)
+    assert issue.message == f"unknown key: did you mean '{suggestion}'?"
+
+
+def test_a_key_like_nothing_gets_no_suggestion() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD.replace("  line: l1\n", "  line: l1\n  colour: blue\n"), source="k.yaml")
+    issue = next(i for i in info.value.issues if i.path == "station.colour")
+    assert "did you mean" not in issue.message and "unknown key" in issue.message
+
+
 def test_duplicate_keys_are_errors_not_last_wins() -> None:
     text = GOOD.replace("  line: l1\n", "  line: l1\n  line: l2\n")
     with pytest.raises(ConfigError) as info:

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from edge.config.resolve import ResolvedConfig
 from edge.config.skus import SkuSection
 from edge.flash.fsutil import sha256_file
@@ -94,7 +96,7 @@ def build_banks(
     """
     import cv2
 
-    from edge.inspection.inspector import Inspector
+    from edge.inspection.inspector import InspectionError, Inspector
     from edge.inspection.model import (
         COMPARISON_FILE,
         VISION_FILE,
@@ -102,6 +104,7 @@ def build_banks(
         configured_encoders,
         weights_sha256,
     )
+    from edge.inspection.preprocess import ImageError
 
     spec = ModelSpec(input_size=config.config.model.input_size)
     model_id = encoders.model_id if encoders is not None else spec.model_id(weights_sha256())
@@ -181,8 +184,13 @@ def build_banks(
                 )
             _self_test(inspector, sku.id, defects, sku_report, cv2)
             bank.save(target)
-        except Exception as exc:  # the core raises several types; any of them fails this SKU, clearly
-            sku_report.problems.append(f"cannot build bank: {type(exc).__name__}: {exc}")
+        except GoldenImageError as exc:
+            sku_report.problems.append(str(exc))
+        except (InspectionError, ImageError) as exc:  # the core's own, worded for the engineer
+            sku_report.problems.append(f"cannot build bank: {exc}")
+        except Exception as exc:  # anything else still fails this SKU, clearly; the type helps a bug report
+            log.exception("SKU %s: bank build failed", sku.id)
+            sku_report.problems.append(f"cannot build bank: unexpected {type(exc).__name__}: {exc}")
         (target / REPORT_NAME).parent.mkdir(parents=True, exist_ok=True)
         (target / REPORT_NAME).write_text(json.dumps(asdict(sku_report), indent=1))
         if cached is not None and not sku_report.problems:
@@ -215,10 +223,24 @@ def _self_test(inspector: Inspector, sku: str, defects: list[Path], report: SkuR
             )
 
 
+class GoldenImageError(ValueError):
+    """A golden image cannot be used; the message names its full path and what to do."""
+
+
 def _read(cv2: Any, path: Path) -> Any:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: it cannot tell unreadable from corrupt
+    except OSError as exc:
+        raise GoldenImageError(f"golden image {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
+    except cv2.error:  # a header OpenCV refuses (e.g. a claimed size beyond its pixel limit)
+        image = None
     if image is None:
-        raise ValueError(f"{path.name} is not a readable image")
+        raise GoldenImageError(
+            f"golden image {path}: not a readable image (empty, corrupt or not an image file): replace or "
+            "remove it"
+        )
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
     return image

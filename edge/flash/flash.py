@@ -406,9 +406,13 @@ def rollback(
             other = "b" if current == "a" else "a"
             result.previous_slot, result.slot = current, other
             try:
+                if current is None:
+                    raise SlotError("nothing was ever flashed on this station")
+                if not store.slot_path(other).exists():
+                    raise SlotError(f"only one config was ever flashed here (slot {current})")
                 info = store.verify(other)
             except SlotError as exc:
-                result.reason = f"cannot roll back: {exc}"
+                result.reason = f"nothing to roll back to: {exc}"
             else:
                 store.activate(other)
                 result.config_hash = info.config_hash

@@ -121,3 +121,15 @@ def test_golden_parts_without_peers_flash_with_a_warning(
     plate = __import__("json").loads((state.slot_dir / "bank_report.json").read_text())["skus"][0]
     assert plate["images"] == 2
     assert any("do not register onto each other" in w for w in plate["warnings"]), plate
+
+
+def test_a_corrupt_golden_image_is_named_by_its_path_in_plain_words(
+    tmp_path: Path, sku_dir: Path, encoders: Encoders
+) -> None:
+    config = make_config(tmp_path / "bundle", sku_dir)
+    corrupt = tmp_path / "bundle" / "golden" / "zz_corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    result = run(config, tmp_path / "station", encoders)
+    assert result.result == "aborted"
+    assert f"golden image {corrupt}: not a readable image" in result.reason, result.reason
+    assert "Error" not in result.reason  # no Python class name for a line engineer to decode

@@ -15,6 +15,8 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +129,9 @@ class _Flash:
         self.opt = options
         self.store = StationRoot(options.root)
         self.journal = Journal(options.root / JOURNAL_NAME)
+        # A dry run writes nothing on the station (no journal, staging, bank cache or lock): its staging and
+        # bank cache live in a temporary folder removed at the end.
+        self.scratch = Path(tempfile.mkdtemp(prefix="edge-flash-dry-run-")) if options.dry_run else None
         self.result = FlashResult(flash_id=uuid.uuid4().hex[:12], result="aborted")
         self.hooks: list[dict[str, Any]] = []
         self.secrets: list[str] = []
@@ -139,7 +144,18 @@ class _Flash:
         log.info("flash %s: %s", self.result.flash_id, name)
 
     def run(self) -> FlashResult:
-        self.journal.append(
+        try:
+            return self._journaled()
+        finally:
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _record(self, record: dict[str, Any]) -> None:
+        if self.scratch is None:
+            self.journal.append(record)
+
+    def _journaled(self) -> FlashResult:
+        self._record(
             {
                 "event": "flash",
                 "phase": "start",
@@ -161,8 +177,9 @@ class _Flash:
             if self.switched:
                 self._rollback()
         finally:
-            self.store.clean_staging()
-            self.journal.append(
+            if self.scratch is None:
+                self.store.clean_staging()
+            self._record(
                 {
                     "event": "flash",
                     "phase": "end",
@@ -226,7 +243,8 @@ class _Flash:
         self.result.previous_slot = self.store.current_name()
         target = self.store.inactive_name()
         self.result.slot = target
-        staging = self.store.new_staging()
+        staging = self.store.new_staging() if self.scratch is None else self.scratch / "staging"
+        staging.mkdir(exist_ok=True)
         (staging / CONFIG_NAME).write_bytes(data)
 
         self.step("build banks, calibrate, self-test")
@@ -314,7 +332,7 @@ class _Flash:
         self.result.reason = f"slot {target} active"
 
     def _default_builder(self, resolved: ResolvedConfig, artifact_dir: Path, out_dir: Path) -> BankReport:
-        cache = self.opt.root / BANK_CACHE_DIR
+        cache = (self.opt.root if self.scratch is None else self.scratch) / BANK_CACHE_DIR
         cache.mkdir(parents=True, exist_ok=True)
         return build_banks(resolved, artifact_dir, out_dir, cache_dir=cache)
 
@@ -357,6 +375,8 @@ def flash(config_file: Path, options: FlashOptions) -> FlashResult:
         The result; ``result.ok`` is False when the flash was aborted or rolled back (``reason`` says why).
 
     """
+    if options.dry_run:  # changes nothing on the station: no lock to take (and no folder to create for it)
+        return _Flash(config_file, options).run()
     try:
         with station_lock(options.root):
             if not options.dry_run:

@@ -100,7 +100,19 @@ def test_dry_run_installs_nothing_and_runs_no_hooks(
     assert result.result == "dry_run" and result.ok
     assert calls == ["widget"]
     assert not marker.exists()
+    assert not root.exists()  # nothing written on the station: no journal, lock, staging or bank cache
     assert isinstance(load_active_config(root), SafeMode)
+
+
+def test_dry_run_on_a_flashed_station_leaves_every_file_as_it_was(bundle: Path, root: Path) -> None:
+    assert flash(bundle, options(root)).ok
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+    links = {p: p.readlink() for p in root.rglob("*") if p.is_symlink()}
+    result = flash(variant(bundle, "v2.yaml", mqtt={"port": 1884}), options(root, dry_run=True))
+    assert result.result == "dry_run", result.reason
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+    assert after == before
+    assert {p: p.readlink() for p in root.rglob("*") if p.is_symlink()} == links
 
 
 def test_pre_flash_hook_failure_aborts(bundle: Path, root: Path, hooks: AddHook) -> None:

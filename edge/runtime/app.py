@@ -73,6 +73,9 @@ log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.0005
 
 Outcome = Literal["stop", "reload"]
+#: Exit codes of ``edge run`` (documented in docs/runtime.md): a clean stop, or a stop in safe mode.
+EXIT_OK = 0
+EXIT_SAFE_MODE = 3
 
 
 @dataclass
@@ -160,6 +163,7 @@ class StationApp:
         self.options = options
         self.reloads = ReloadRequests(request_file(options.root) if options.root else None)
         self._request_id: str | None = None  # flash id of the last reload request acted on
+        self.in_safe_mode = False  # the current config run is safe mode (sets the exit code)
         self._stop = threading.Event()
         self._stop_reason = "station stopped"
         self._encoders: Encoders | None = None
@@ -177,7 +181,11 @@ class StationApp:
     # -- the whole life ------------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run until stopped; returns the process exit code (0: clean stop, also from safe mode)."""
+        """Run until stopped; returns the process exit code.
+
+        :data:`EXIT_OK` after a clean stop while running a config, :data:`EXIT_SAFE_MODE` when the station
+        was in safe mode at the end (it inspected nothing: a script or service manager must be able to tell).
+        """
         previous = self.init_signals()
         # A verdict crosses three threads on its way out (worker -> publisher -> MQTT network loop); each
         # handoff may wait for the interpreter lock as long as the switch interval while an inspection
@@ -190,6 +198,7 @@ class StationApp:
         deadline = None if self.options.duration_s is None else time.monotonic() + self.options.duration_s
         try:
             while not self._stop.is_set():
+                self.in_safe_mode = False
                 boot = self.init_config()
                 outcome = self.run_safe_mode(boot) if isinstance(boot, SafeMode) else self.run_station(boot)
                 if outcome == "stop" or (deadline is not None and time.monotonic() > deadline):
@@ -203,7 +212,7 @@ class StationApp:
             sys.setswitchinterval(switch_interval)
             if self.parts.pid_file is not None:
                 remove_pid_file(self.parts.pid_file)
-        return 0
+        return EXIT_SAFE_MODE if self.in_safe_mode else EXIT_OK
 
     def request_stop(self, reason: str = "station stopped") -> None:
         """Stop the station (from any thread, or a signal handler)."""
@@ -537,6 +546,7 @@ class StationApp:
     def run_safe_mode(self, safe: SafeMode, boot: Boot | None = None) -> Outcome:
         """Publish ``safe_mode`` with the reason, answer triggers NOT_INSPECTED, wait for a reload or stop."""
         self.safe_mode, self.boot = safe, None
+        self.in_safe_mode = True
         log.error("SAFE MODE: %s", safe.reason)
         settings, data_dir = self._safe_mode_mqtt(boot)
         try:

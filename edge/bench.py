@@ -21,16 +21,42 @@ from edge.inspection.inspector import Inspector
 from edge.inspection.model import ModelSpec, load_encoders
 from edge.inspection.synthetic import DEFECTS, make_part
 
-STAGES = ("encode", "retrieve", "register", "pixel_compare", "feature_compare", "postprocess", "total")
+STAGES = (
+    "encode",
+    "retrieve",
+    "register",
+    "pixel_compare",
+    "feature_compare",
+    "memory_compare",
+    "whole_part",
+    "postprocess",
+    "total",
+)
 
 
 def bench_inspection(
-    backend: str, frames: int = 200, size: int = 640, golden: int = 16, warmup: int = 10, seed: int = 0
+    backend: str,
+    frames: int = 200,
+    size: int = 640,
+    golden: int = 16,
+    warmup: int = 10,
+    seed: int = 0,
+    every_branch: bool = False,
 ) -> dict[str, Any]:
-    """Per-stage latency (p50/p99 ms) of ``Inspector.inspect`` on synthetic parts of ``size`` px."""
+    """Per-stage latency (p50/p99 ms) of ``Inspector.inspect`` on synthetic parts of ``size`` px.
+
+    The bench SKU configures itself like any SKU (a rigid, pixel-repeatable part: it may leave the patch
+    memory out). ``every_branch`` then switches on every comparison (template, pixel, patch memory, whole
+    part) whatever it chose: the per-frame cost of a SKU that needs all of them.
+    """
     rng = np.random.default_rng(seed)
     inspector = Inspector(load_encoders(ModelSpec(), backend))
-    inspector.enroll("bench", [(f"g{i}", make_part(rng, size).image) for i in range(golden)])
+    bank = inspector.enroll("bench", [(f"g{i}", make_part(rng, size).image) for i in range(golden)])
+    label = inspector.encoders.backend
+    if every_branch and bank.calibration is not None:
+        bank.calibration.maps = ["template", "pixel", "memory"]
+        bank.calibration.whole_part = "max" if bank.whole_part is not None else "off"
+        label += " (every branch)"
     parts = [make_part(rng, size, DEFECTS[i % len(DEFECTS)] if i % 3 == 0 else None).image for i in range(32)]
     for i in range(warmup):
         inspector.inspect(parts[i % len(parts)], "bench")
@@ -43,7 +69,8 @@ def bench_inspection(
         for stage in STAGES:
             per_stage[stage].append(result.latency_ms.get(stage, 0.0))
     return {
-        "backend": inspector.encoders.backend,
+        "backend": label,
+        "chosen": None if bank.calibration is None else bank.calibration.capability.get("choice"),
         "frames": frames,
         "frame_size": f"{size}x{size}",
         "input_size": "x".join(str(v) for v in inspector.encoders.spec.input_size),
@@ -64,23 +91,23 @@ def machine() -> dict[str, Any]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    """Per-stage p50/p99 table, one column pair per backend."""
-    header = f"{'stage':<16}" + "".join(f"{r['backend'] + ' p50':>20}{'p99':>8}" for r in rows)
+    """Per-stage p50/p99 table, one column pair per measured configuration."""
+    widths = [max(12, len(r["backend"])) for r in rows]
+    print(f"{'':<16}" + "".join(f"  {r['backend']:>{w + 8}}" for r, w in zip(rows, widths, strict=True)))
+    header = f"{'stage':<16}" + "".join(f"  {'p50':>{w}}{'p99':>8}" for w in widths)
     print(header)
     print("-" * len(header))
     for stage in STAGES:
         line = f"{stage:<16}"
-        for r in rows:
+        for r, w in zip(rows, widths, strict=True):
             p = r["stages_ms"][stage] or {"p50": 0.0, "p99": 0.0}
-            line += f"{p['p50']:>20.2f}{p['p99']:>8.2f}"
+            line += f"  {p['p50']:>{w}.2f}{p['p99']:>8.2f}"
         print(line)
-    print(
-        "".join(
+    for r in rows:
+        print(
             f"{r['backend']}: {r['fps_p50']} frames/s at p50 ({r['frames']} frames {r['frame_size']}, "
-            f"model input {r['input_size']})  "
-            for r in rows
+            f"model input {r['input_size']}; the SKU chose: {r.get('chosen')})"
         )
-    )
 
 
 def register(sub: Any) -> None:
@@ -99,6 +126,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmarks, print the table, write JSON."""
     rows = [bench_inspection(b, args.frames, args.size) for b in (args.backend or ["onnxruntime", "torch"])]
+    rows.append(bench_inspection("onnxruntime", args.frames, args.size, every_branch=True))
     print("\n== inspection latency per frame (edge/bench.py) ==")
     print_table(rows)
     report: dict[str, Any] = {"machine": machine(), "inspection": rows}

@@ -1,0 +1,1 @@
+"""Golden-part enrollment at the station (``edge enroll``)."""

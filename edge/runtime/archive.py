@@ -13,6 +13,7 @@ to stay under the quota and to leave the file system its reserve; an entry that 
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -42,6 +43,10 @@ TemplateLookup = Callable[[str, str], npt.NDArray[np.uint8] | None]
 """``(sku, template id) -> template image`` (grey or RGB), ``None`` when unknown."""
 
 EXPIRE_EVERY_S = 60.0
+#: At process exit, how long the writer may still take to finish the part it is writing.
+EXIT_WAIT_S = 60.0
+#: Index note of a part whose images were not written because the station was stopping.
+CUT_SHORT_REASON = "archiving cut short at shutdown: images not written"
 """How often parts past the retention period are looked for."""
 
 _FLAGGED = (Verdict.NG, Verdict.NOT_INSPECTED, Verdict.ERROR)
@@ -100,8 +105,13 @@ class ImageArchive:
         )
         self._idle = threading.Condition()
         self._pending = 0
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="archive", daemon=True)
         self._thread.start()
+        # If the process exits while the writer is inside OpenCV (a huge frame being encoded), a daemon
+        # thread killed in native code aborts the interpreter ("terminate called without an active
+        # exception"). At exit, the writer is told to stop and given time to finish its current part.
+        atexit.register(self._finish_at_exit)
 
     def __call__(self, part: Part, verdict: VerdictPayload, result: InspectionResult | None) -> None:
         """Queue the part when it is flagged (NG, NOT_INSPECTED, ERROR) or a sampled OK."""
@@ -126,11 +136,26 @@ class ImageArchive:
             return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Write what is queued and stop."""
+        """Stop: the part being written is finished; parts still queued are indexed as cut short, no images.
+
+        Returns within ``timeout_s``; a writer still busy then (a very large frame) finishes in the
+        background, and at the latest the process waits :data:`EXIT_WAIT_S` for it at exit.
+        """
+        self._closing.set()
         self._queue.put(None)
         self._thread.join(timeout_s)
-        if not self._thread.is_alive():
-            self.index.close()
+        if self._thread.is_alive():
+            log.warning(
+                "archive: still writing a part after %.0f s; it finishes in the background", timeout_s
+            )
+        else:
+            atexit.unregister(self._finish_at_exit)
+
+    def _finish_at_exit(self) -> None:
+        if self._thread.is_alive():
+            self._closing.set()
+            self._queue.put(None)
+            self._thread.join(EXIT_WAIT_S)
 
     def _done(self) -> None:
         with self._idle:
@@ -145,12 +170,18 @@ class ImageArchive:
                 self._expire()
                 continue
             if item is None:
+                self.index.close()
                 return
             if time.monotonic() - self._last_expiry >= EXPIRE_EVERY_S:
                 self._expire()
             part, verdict, result = item
             try:
-                if self._write(part, verdict, result):
+                if self._closing.is_set():
+                    # Shutting down: no time to encode; the index still says the part existed and why it
+                    # has no images (never silently missing).
+                    self._write_cut_short(part, verdict)
+                    self.skipped += 1
+                elif self._write(part, verdict, result):
                     self.written += 1
                 else:
                     self.skipped += 1
@@ -187,32 +218,49 @@ class ImageArchive:
             rel_dir = f"parts/{day}/{stem}-{part.seq}"
             self._write_folder(self.root / rel_dir, files)
             kinds = {name.split(".")[0]: name for name in files if name != "verdict.json"}
-        height, width = (part.frame.height, part.frame.width) if part.frame is not None else (None, None)
         self.index.add_part(
-            PartRecord(
-                part_id=verdict.part_id,
-                seq=verdict.seq,
-                sku=verdict.sku,
-                verdict=verdict.verdict.value,
-                score=verdict.score,
-                threshold=verdict.threshold,
-                boxes=[box.as_list() for box in verdict.boxes],
-                template_id=verdict.template_id,
-                model_id=verdict.model_id,
-                backend=verdict.backend,
-                config_id=self.config.config_id,
-                config_hash=self.config.config_hash,
-                reason=verdict.reason,
-                frame_ts=verdict.frame_ts,
-                archived_at=archived_at,
-                dir=rel_dir,
-                files=kinds,
-                bytes=size if rel_dir else 0,
-                width=width,
-                height=height,
-            )
+            self._record(part, verdict, verdict.reason, archived_at, rel_dir, kinds, size if rel_dir else 0)
         )
         return True
+
+    def _write_cut_short(self, part: Part, verdict: VerdictPayload) -> None:
+        """Index a part without images: archiving was cut short by shutdown."""
+        note = CUT_SHORT_REASON if not verdict.reason else f"{verdict.reason}; {CUT_SHORT_REASON}"
+        self.index.add_part(self._record(part, verdict, note, time.time(), None, {}, 0))
+
+    def _record(
+        self,
+        part: Part,
+        verdict: VerdictPayload,
+        reason: str | None,
+        archived_at: float,
+        rel_dir: str | None,
+        kinds: dict[str, str],
+        size: int,
+    ) -> PartRecord:
+        height, width = (part.frame.height, part.frame.width) if part.frame is not None else (None, None)
+        return PartRecord(
+            part_id=verdict.part_id,
+            seq=verdict.seq,
+            sku=verdict.sku,
+            verdict=verdict.verdict.value,
+            score=verdict.score,
+            threshold=verdict.threshold,
+            boxes=[box.as_list() for box in verdict.boxes],
+            template_id=verdict.template_id,
+            model_id=verdict.model_id,
+            backend=verdict.backend,
+            config_id=self.config.config_id,
+            config_hash=self.config.config_hash,
+            reason=reason,
+            frame_ts=verdict.frame_ts,
+            archived_at=archived_at,
+            dir=rel_dir,
+            files=kinds,
+            bytes=size,
+            width=width,
+            height=height,
+        )
 
     def _encode(self, part: Part, result: InspectionResult | None) -> dict[str, bytes]:
         if part.frame is None:

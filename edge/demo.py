@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,13 +52,16 @@ def prepare_demo(
     """Generate the synthetic SKU and the demo config under ``root`` (data is generated once, then reused)."""
     root.mkdir(parents=True, exist_ok=True)
     sku_dir = root / "sku" / SKU
-    if not (sku_dir / ".complete").exists():
-        shutil.rmtree(sku_dir, ignore_errors=True)
-        write_sku(root / "sku", name=SKU, n_golden=12, n_good=8, n_per_defect=3, size=256, seed=7)
-        (sku_dir / ".complete").touch()
+    # 40 different parts (16 good, 6 of each defect kind): a 20 s demo shows each about twice, not 4 times.
+    marker = sku_dir / ".complete-40"
     replay = root / "replay"
+    if not marker.exists():
+        shutil.rmtree(sku_dir, ignore_errors=True)
+        shutil.rmtree(replay, ignore_errors=True)
+        write_sku(root / "sku", name=SKU, n_golden=12, n_good=16, n_per_defect=6, size=256, seed=7)
+        marker.touch()
     if not replay.is_dir():
-        # Interleave good and defective parts, as a line would send them (8 good, 12 with a defect; the file
+        # Interleave good and defective parts, as a line would send them (16 good, 24 with a defect; the file
         # names say which, e.g. 004_scratch.png).
         good = sorted((sku_dir / "test" / "good").glob("*.png"))
         bad = [p for d in DEFECTS for p in sorted((sku_dir / "test" / d).glob("*.png"))]
@@ -149,7 +153,13 @@ class ConsoleView:
     """Subscribes to the station's verdicts and state and prints them as they arrive from the broker."""
 
     def __init__(
-        self, host: str, port: int, topic_root: str, out: Any = sys.stdout, quiet: bool = False
+        self,
+        host: str,
+        port: int,
+        topic_root: str,
+        out: Any = sys.stdout,
+        quiet: bool = False,
+        truth: Callable[[int], tuple[str, str] | None] | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
@@ -157,6 +167,7 @@ class ConsoleView:
         self.topic_root = topic_root
         self.out = out
         self.quiet = quiet
+        self.truth = truth  # seq -> (replayed file, what the demo knows the part to be)
         self.verdicts: dict[str, dict[str, Any]] = {}
         self.received_at: dict[str, float] = {}
         self.latencies_ms: list[float] = []
@@ -204,7 +215,8 @@ class ConsoleView:
                 self.latencies_ms.append(latency)
             count = len(self.verdicts)
         if not self.quiet:
-            print(_row(body, latency), file=self.out, flush=True)
+            known = self.truth(int(body["seq"])) if self.truth is not None else None
+            print(_row(body, latency, known), file=self.out, flush=True)
         if self._limit is not None and count >= self._limit[0]:
             self._limit[1]()
 
@@ -214,10 +226,12 @@ class ConsoleView:
         self._client.loop_stop()
 
     def summary(self) -> str:
-        """Summarise: counts per verdict and latency percentiles."""
+        """Summarise: counts per verdict, the verdicts against the known answers, latency percentiles."""
         counts = Counter(v["verdict"] for v in self.verdicts.values())
-        parts = ", ".join(f"{k} {counts[k]}" for k in ("OK", "NG", "NOT_INSPECTED", "ERROR"))
+        parts = ", ".join(f"{k} {counts[k]}" for k in VERDICTS)
         text = f"{len(self.verdicts)} parts received from the broker: {parts}"
+        if self.truth is not None:
+            text += "\n" + self.confusion()
         if self.latencies_ms:
             p50, p99 = np.percentile(self.latencies_ms, [50, 99])
             text += f"\nframe -> subscriber latency: p50 {p50:.0f} ms, p99 {p99:.0f} ms"
@@ -225,22 +239,78 @@ class ConsoleView:
             text += f"\n{self.duplicates} QoS-1 duplicate(s) dropped by part_id"
         return text
 
+    def confusion(self) -> str:
+        """Verdicts against what the demo knows each part to be (good, or which defect)."""
+        table: dict[str, Counter[str]] = {}
+        for body in self.verdicts.values():
+            known = self.truth(int(body["seq"])) if self.truth is not None else None
+            row = "unknown" if known is None else ("good" if known[1] == "good" else "defective")
+            table.setdefault(row, Counter())[body["verdict"]] += 1
+        lines = [f"{'known to be':<14}" + "".join(f"{v:>15}" for v in VERDICTS)]
+        for row in ("good", "defective", "unknown"):
+            if row in table:
+                lines.append(f"{row:<14}" + "".join(f"{table[row][v]:>15}" for v in VERDICTS))
+        good, bad = table.get("good", Counter()), table.get("defective", Counter())
+        right = good["OK"] + bad["NG"]
+        judged = sum(good[v] + bad[v] for v in ("OK", "NG"))
+        if judged:
+            missed, false_ng = bad["OK"], good["NG"]
+            lines.append(
+                f"right {right} of {judged} inspected ({missed} defective passed, {false_ng} good flagged)"
+            )
+        return "\n".join(lines)
+
+
+#: Verdict columns of the console summary.
+VERDICTS = ("OK", "NG", "NOT_INSPECTED", "ERROR")
+#: One line printed before the verdicts, so that a newcomer can read them.
+LEGEND = (
+    "  part                 replayed file         known to be   verdict       score / threshold"
+    "   latency  right?    boxes [x,y wxh]"
+)
+
+
+def replay_truth(replay_dir: Path, first_seq: int) -> Callable[[int], tuple[str, str] | None]:
+    """Map a part's seq to the replayed file and what it shows (``004_scratch.png`` -> scratch).
+
+    The replay serves its files in name order, one part per frame, looping; the station numbers parts from
+    ``first_seq`` in that order, so a seq names its file.
+    """
+    files = sorted(p.name for p in replay_dir.glob("*.png"))
+
+    def truth(seq: int) -> tuple[str, str] | None:
+        if not files or seq < first_seq:
+            return None
+        name = files[(seq - first_seq) % len(files)]
+        return name, name.rsplit(".", 1)[0].split("_", 1)[-1]
+
+    return truth
+
 
 def epoch(iso: str) -> float:
     """Epoch seconds of an ISO 8601 UTC timestamp of the contract."""
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def _row(body: dict[str, Any], latency: float | None) -> str:
+def _row(body: dict[str, Any], latency: float | None, known: tuple[str, str] | None = None) -> str:
     verdict = body["verdict"]
-    score = "" if body.get("score") is None else f"score {body['score']:.2f}/{body['threshold']:.2f}"
+    score = "" if body.get("score") is None else f"{body['score']:7.2f} / {body['threshold']:.2f}"
     boxes = body.get("boxes") or []
     box_text = " ".join(f"[{b[0]},{b[1]} {b[2]}x{b[3]}]" for b in boxes[:3]) + (
         " ..." if len(boxes) > 3 else ""
     )
     lat = "" if latency is None else f"{latency:5.0f} ms"
     reason = f"  ({body['reason']})" if body.get("reason") else ""
-    return f"  {body['part_id']:<20} {verdict:<13} {score:<18} {lat:>8}  {box_text}{reason}"
+    file, label = known or ("", "")
+    right = ""
+    if known is not None and verdict in ("OK", "NG"):
+        right = (
+            "yes" if (verdict == "NG") == (label != "good") else ("MISSED" if verdict == "OK" else "FALSE NG")
+        )
+    return (
+        f"  {body['part_id']:<20} {file:<21} {label:<13} {verdict:<13} {score:<19} {lat:>8}  {right:<8}  "
+        f"{box_text}{reason}"
+    )
 
 
 def run_demo(
@@ -263,7 +333,12 @@ def run_demo(
             f"preparing the demo under {workdir} (synthetic SKU '{SKU}', broker {broker[0]}:{broker[1]}) ..."
         )
         workspace = prepare_demo(workdir, broker=broker, fps=fps)
-        view = ConsoleView(broker[0], broker[1], workspace.topic_root)
+        view = ConsoleView(
+            broker[0],
+            broker[1],
+            workspace.topic_root,
+            truth=replay_truth(workspace.replay_dir, _first_seq(workspace.root / "var" / "data")),
+        )
         app = StationApp(
             RunOptions(config=workspace.config, duration_s=duration_s, metrics_port=0, validate_outgoing=True)
         )
@@ -273,6 +348,7 @@ def run_demo(
             f"station starting (first run exports the ONNX encoders and builds the golden bank); "
             f"verdicts on {workspace.topic_root}/verdict:"
         )
+        print(LEGEND)
         code = app.run()
         time.sleep(0.5)  # the last QoS-1 deliveries after the outbox flush
         view.close()
@@ -284,6 +360,15 @@ def run_demo(
     finally:
         if local is not None:
             local.stop()
+
+
+def _first_seq(data_dir: Path) -> int:
+    """The seq the station gives its next part (its part counter's mark; 1 on a fresh station)."""
+    try:
+        value = json.loads((data_dir / "part-counter.json").read_text(encoding="utf-8"))["next"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1
+    return value if isinstance(value, int) and value >= 1 else 1
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

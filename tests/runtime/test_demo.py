@@ -42,6 +42,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert len(rows) >= 8
     assert any(" NG " in row for row in rows) and any(" OK " in row for row in rows)
     assert "parts received from the broker" in out and "frame -> subscriber latency" in out
+    assert "replayed file" in out and "known to be" in out  # the legend before the first verdict
+    # Each verdict names its replayed file and what the demo knows it to be, and is marked right or wrong.
+    assert all(".png" in row and (" good " in row or "_" in row) for row in rows)
+    assert any(" yes " in row for row in rows)
+    assert "right " in out and " of " in out and "defective passed" in out
     assert "state: offline" in out
 
 

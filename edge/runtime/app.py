@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import yaml
 
+from edge.capture.errors import CaptureError
 from edge.capture.factory import create_source
 from edge.capture.settings import TriggerMode
 from edge.capture.source import FrameSource
@@ -46,8 +47,8 @@ from edge.config.resolve import ResolvedConfig, default_allowed_roots, load_and_
 from edge.config.safe_mode import SafeMode, load_active_config
 from edge.config.station import StationSection
 from edge.flash.reload import read_reload_request, write_station_status
-from edge.inspection.bank import SkuBank
-from edge.inspection.inspector import Inspector
+from edge.inspection.bank import BankError, SkuBank
+from edge.inspection.inspector import InspectionError, Inspector
 from edge.inspection.model import Encoders, configured_encoders
 from edge.mqtt.client import MqttSettings, StationMqtt
 from edge.mqtt.handshake import Handshake
@@ -76,6 +77,21 @@ Outcome = Literal["stop", "reload"]
 #: Exit codes of ``edge run`` (documented in docs/runtime.md): a clean stop, or a stop in safe mode.
 EXIT_OK = 0
 EXIT_SAFE_MODE = 3
+
+
+class StartError(RuntimeError):
+    """The station cannot start with this config (banks, camera, model); the message says what to fix."""
+
+
+#: Start-up failures that come from the config or the machine, not from a bug: logged without a traceback.
+EXPECTED_START_ERRORS: tuple[type[Exception], ...] = (
+    StartError,
+    CaptureError,
+    InspectionError,
+    BankError,
+    FileNotFoundError,
+    PermissionError,
+)
 
 
 @dataclass
@@ -308,7 +324,7 @@ class StationApp:
                 boot.resolved, artifact_dir, banks_dir, cache_dir=data_dir / "bank-cache", encoders=encoders
             )
             if not report.ok:
-                raise RuntimeError("golden banks failed: " + "; ".join(report.problems()))
+                raise StartError("golden banks failed: " + "; ".join(report.problems()))
         for sku in boot.config.skus:
             inspector.add_bank(SkuBank.load(banks_dir / sku.id, encoders.model_id))
         self.inspector = inspector
@@ -395,7 +411,11 @@ class StationApp:
             source = self.init_capture(boot)
             pipeline = self.init_pipeline(boot, source, inspector, ids, mqtt)
             metrics = self.init_metrics(self._gauges)
-        except Exception as exc:
+        except EXPECTED_START_ERRORS as exc:  # a problem of the config or the machine: said in plain words
+            log.error("the station cannot start with this config: %s", exc)
+            self.teardown("cannot start")
+            return self.run_safe_mode(SafeMode(f"cannot start: {exc}"), boot=boot)
+        except Exception as exc:  # a bug: the traceback and the type help the bug report
             log.exception("the station cannot start with this config")
             self.teardown("cannot start")
             return self.run_safe_mode(SafeMode(f"cannot start: {type(exc).__name__}: {exc}"), boot=boot)

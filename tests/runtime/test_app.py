@@ -162,6 +162,28 @@ def test_invalid_config_enters_safe_mode_and_keeps_serving(
     sub.close()
 
 
+def test_a_corrupt_golden_image_gives_safe_mode_with_its_path_and_no_traceback(
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    artifact_dir: Path,
+    start_station: Any,
+) -> None:
+    config = station_config(tmp_path, mosquitto, artifact_dir)
+    corrupt = tmp_path / "golden" / "zz_corrupt.png"
+    corrupt.write_bytes(b"not an image")
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    safe = wait_state(sub, "safe_mode", 120, log)
+    assert f"golden image {corrupt}: not a readable image" in safe["reason"]
+    assert "Error" not in safe["reason"]  # no Python class name on `state` for the line to decode
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == EXIT_SAFE_MODE
+    assert "Traceback" not in log.read_text()
+    sub.close()
+
+
 @pytest.mark.slow
 def test_flash_onto_a_running_station_commits_what_it_runs_and_rolls_back_what_it_refuses(
     tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, monkeypatch: pytest.MonkeyPatch

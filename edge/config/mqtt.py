@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-
 from typing import Annotated
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -57,9 +56,9 @@ class MqttTls(Section):
 class SparkplugSection(Section):
     """Sparkplug B edge node: the station as ``spBv1.0/<group_id>/N*/<node_id>``, its device ``device_id``.
 
-    Every id may be left out; the defaults come from the ``station`` section: the group is the site, the node is
-    ``<line>-<station id>`` (a station id is only unique on its line, and a SCADA host sees one group per
-    site), the device is ``inspection``. ``StationConfig.sparkplug_ids()`` fills them in.
+    Every id may be left out; the defaults come from the ``station`` section: the group is the site, the
+    node is ``<line>-<station id>`` (a station id is only unique on its line, and a SCADA host sees one
+    group per site), the device is ``inspection``. ``StationConfig.sparkplug_ids()`` fills them in.
     """
 
     enabled: bool = Field(default=True, description="Publish Sparkplug B (a section without it: on).")

@@ -215,3 +215,12 @@ def test_nothing_is_published_before_the_births(host: SparkplugHost, node: Spark
     (dbirth,) = host.wait_count("DBIRTH", 1, 10)
     assert dbirth.value("Verdict/Part ID") == "P0" and dbirth.value("Counters/Not Inspected") == 1
     assert [m.kind for m in host.messages] == ["NBIRTH", "DBIRTH"]
+
+
+def test_every_device_metric_is_documented_with_its_datatype() -> None:
+    doc = (REPO / "docs" / "mqtt.md").read_text(encoding="utf-8")
+    names = {"STRING": "String", "UINT64": "UInt64", "INT32": "Int32", "DOUBLE": "Double", "UINT32": "UInt32"}
+    for metric, datatype in DEVICE_METRICS.items():
+        rows = [line for line in doc.splitlines() if f"`{metric}`" in line and line.startswith("|")]
+        assert rows, f"{metric} is not in docs/mqtt.md"
+        assert f"| {names[datatype.name]} |" in rows[0], (metric, rows[0])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from edge.config.base import ConfigPath, Section
+from edge.config.base import ConfigPath, Identifier, Section
 from edge.config.secrets import SecretRef
 
 #: One DNS label (RFC 1123: letters, digits and inner hyphens, at most 63 characters); underscores too,
@@ -52,6 +53,32 @@ class MqttTls(Section):
         return self
 
 
+class SparkplugSection(Section):
+    """Sparkplug B edge node: the station as ``spBv1.0/<group_id>/N*/<node_id>``, its device ``device_id``.
+
+    Every id may be left out; the defaults come from the ``station`` section: the group is the site, the
+    node is ``<line>-<station id>`` (a station id is only unique on its line, and a SCADA host sees one
+    group per site), the device is ``inspection``. ``StationConfig.sparkplug_ids()`` fills them in.
+    """
+
+    enabled: bool = Field(default=True, description="Publish Sparkplug B (a section without it: on).")
+    group_id: Identifier | None = Field(
+        default=None, description="Sparkplug group id; default: station.site."
+    )
+    node_id: Identifier | None = Field(
+        default=None, description="Sparkplug edge node id; default: <station.line>-<station.id>."
+    )
+    device_id: Identifier = Field(
+        default="inspection", description="Sparkplug device id of the station's inspection device."
+    )
+    client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="MQTT client id of the Sparkplug connection; default <mqtt client id>-spb.",
+    )
+
+
 class MqttSection(Section):
     """Broker connection and topic layout."""
 
@@ -69,7 +96,20 @@ class MqttSection(Section):
         default=None, max_length=128, description="MQTT client id; default edge-<station id>."
     )
     keepalive: int = Field(default=30, ge=5, le=3600, description="Keepalive interval in seconds.")
-    sparkplug: bool = Field(default=False, description="Also publish Sparkplug B (NBIRTH/NDATA/NDEATH).")
+    # ``true``/``false`` is the original form of this field and stays valid (no schema version bump); the
+    # section form names the ids. Read it through StationConfig.sparkplug_ids(), which folds both forms.
+    sparkplug: Annotated[
+        Annotated[bool, Tag("flag")] | Annotated[SparkplugSection, Tag("section")],
+        # Picks the branch by the value's type, so a bad section is reported once, as a section, and not
+        # also as "expected a valid boolean".
+        Discriminator(lambda value: "flag" if isinstance(value, bool) else "section"),
+    ] = Field(
+        default=False,
+        description=(
+            "Also publish Sparkplug B (NBIRTH/NDATA/NDEATH on spBv1.0/...): true, or a section naming "
+            "the group, node and device ids."
+        ),
+    )
 
     @field_validator("host")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -9,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from edge.config.base import Section, located_error
 from edge.config.camera import CameraSection
 from edge.config.model import ModelSection
-from edge.config.mqtt import MqttSection
+from edge.config.mqtt import MqttSection, SparkplugSection
 from edge.config.review import ReviewSection
 from edge.config.skus import SkuSection
 from edge.config.station import StationSection
@@ -21,6 +22,16 @@ CURRENT_VERSION = 1
 COMPARISON_MEMORY_LIMIT_BYTES = 1 << 30
 """The comparison encoder matches every frame location with every location of the k templates: a float32
 matrix of ``k * (h/8 * w/8)^2`` entries. 1 GiB holds k=3 at 640x640 (0.5 GB) or k=32 at 320x320 (0.3 GB)."""
+
+
+@dataclass(frozen=True)
+class SparkplugIds:
+    """The Sparkplug B identity of a station, defaults filled in from the ``station`` section."""
+
+    group_id: str
+    node_id: str
+    device_id: str
+    client_id: str
 
 
 class StationConfig(Section):
@@ -75,6 +86,22 @@ class StationConfig(Section):
     def client_id(self) -> str:
         """MQTT client id: configured, or ``edge-<station id>``."""
         return self.mqtt.client_id or f"edge-{self.station.id}"
+
+    def sparkplug_ids(self) -> SparkplugIds | None:
+        """Sparkplug B group, node and device ids, or ``None`` when Sparkplug is off (the default)."""
+        section = self.mqtt.sparkplug
+        if section is False:
+            return None
+        if section is True:
+            section = SparkplugSection()
+        if not section.enabled:
+            return None
+        return SparkplugIds(
+            group_id=section.group_id or self.station.site,
+            node_id=section.node_id or f"{self.station.line}-{self.station.id}",
+            device_id=section.device_id,
+            client_id=section.client_id or f"{self.client_id}-spb",
+        )
 
     def sku(self, sku_id: str) -> SkuSection:
         """Return the SKU with this id; ``KeyError`` if the config has none."""

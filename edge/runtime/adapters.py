@@ -6,6 +6,7 @@ this module is the one place that maps one onto the other, so neither package de
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from edge.capture.settings import (
@@ -20,6 +21,7 @@ from edge.capture.settings import (
 from edge.config.resolve import ResolvedConfig
 from edge.config.root import StationConfig
 from edge.mqtt.client import MqttSettings, TlsSettings
+from edge.mqtt.sparkplug import SparkplugSettings
 
 
 def trigger_mode(config: StationConfig) -> TriggerMode:
@@ -101,4 +103,22 @@ def mqtt_settings(resolved: ResolvedConfig, *, validate_outgoing: bool = False) 
         tls=tls,
         keepalive_s=section.keepalive,
         validate_outgoing=validate_outgoing,
+    )
+
+
+def sparkplug_settings(resolved: ResolvedConfig, data_dir: Path) -> SparkplugSettings | None:
+    """Sparkplug B edge node settings (same broker and credentials as the JSON link), ``None`` when off.
+
+    The bdSeq is kept in ``<data_dir>/sparkplug-bdseq`` so that a restarted station goes on counting.
+    """
+    ids = resolved.config.sparkplug_ids()
+    if ids is None:
+        return None
+    connection = replace(mqtt_settings(resolved), client_id=ids.client_id)
+    return SparkplugSettings(
+        connection=connection,
+        group_id=ids.group_id,
+        node_id=ids.node_id,
+        device_id=ids.device_id,
+        bd_seq_file=data_dir / "sparkplug-bdseq",
     )

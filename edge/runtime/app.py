@@ -5,6 +5,7 @@
     init_encoders  -> vision + comparison encoders on the preferred available backend
     init_banks     -> golden banks: flashed banks (root), or built from the golden folders (config file)
     init_mqtt      -> MQTT link, state/ready, PLC command handler
+    init_sparkplug -> Sparkplug B edge node on its own connection (``mqtt.sparkplug``; off by default)
     init_metrics   -> Prometheus endpoint and periodic ``metrics`` payload
     init_capture   -> the frame source (camera, simulated camera, or folder replay)
     init_pipeline  -> capture -> queue -> inspection -> ordered publisher
@@ -54,6 +55,7 @@ from edge.mqtt.client import MqttSettings, StationMqtt
 from edge.mqtt.handshake import Handshake
 from edge.mqtt.outbox import Outbox, OutboxError
 from edge.mqtt.payloads import ConfigRef, ReadyPayload, StatePayload
+from edge.mqtt.sparkplug import SparkplugNode
 from edge.review.feedback import GoldenFeedback
 from edge.review.live import RecentParts, StationSnapshot
 from edge.review.retention import RetentionPolicy
@@ -163,6 +165,7 @@ class _Parts:
 
     outbox: Outbox | None = None
     mqtt: StationMqtt | None = None
+    sparkplug: SparkplugNode | None = None
     metrics_server: MetricsServer | None = None
     metrics_publisher: MetricsPublisher | None = None
     source: FrameSource | None = None
@@ -336,6 +339,15 @@ class StationApp:
         self.parts.mqtt = mqtt
         return mqtt
 
+    def init_sparkplug(self, boot: Boot, state: StatePayload) -> SparkplugNode | None:
+        """The Sparkplug B edge node when ``mqtt.sparkplug`` asks for it (not started yet)."""
+        data_dir = boot.resolved.paths.get("storage.data_dir", Path(boot.config.storage.data_dir))
+        settings = adapters.sparkplug_settings(boot.resolved, data_dir)
+        if settings is None:
+            return None
+        self.parts.sparkplug = SparkplugNode(settings, state)
+        return self.parts.sparkplug
+
     def init_metrics(self, gauges: Callable[[], dict[str, float]]) -> StationMetrics:
         """Metrics and, when a port is set, the Prometheus endpoint."""
         self.metrics = StationMetrics(gauges)
@@ -408,6 +420,7 @@ class StationApp:
                 outbox,
                 state,
             )
+            sparkplug = self.init_sparkplug(boot, state)
             source = self.init_capture(boot)
             pipeline = self.init_pipeline(boot, source, inspector, ids, mqtt)
             metrics = self.init_metrics(self._gauges)
@@ -426,7 +439,9 @@ class StationApp:
             require_ack=trigger is TriggerMode.SOFTWARE,
             max_in_flight=1 if trigger is TriggerMode.SOFTWARE else 1_000_000,
         )
-        status = self.status = StationStatus(mqtt, state, handshake)
+        status = self.status = StationStatus(
+            mqtt, state, handshake, on_change=sparkplug.publish_state if sparkplug else None
+        )
         pipeline._on_fault = status.fault
         mqtt.on_refusal = lambda reason: status.fault("broker", reason)
         mqtt.commands.handler = StationCommands(
@@ -434,8 +449,12 @@ class StationApp:
         )
         for listener in (*self.parts.listeners, metrics, _handshake_listener(handshake)):
             pipeline.publisher.add_listener(listener)
+        if sparkplug is not None:
+            pipeline.publisher.add_listener(_sparkplug_listener(sparkplug))
 
         self.start_mqtt(mqtt)
+        if sparkplug is not None:
+            sparkplug.start()  # in the background, like the JSON link: births follow the connect
         if pipeline.sku is not None:
             status.sku(pipeline.sku)
         handshake.publish_current()
@@ -554,6 +573,8 @@ class StationApp:
             drained = parts.mqtt.stop(flush_timeout_s=10.0, reason=reason)
             if not drained and parts.outbox is not None:
                 log.warning("%d message(s) stay in the outbox for the next start", parts.outbox.depth())
+        if parts.sparkplug is not None:
+            parts.sparkplug.stop()  # NDEATH: a clean disconnect discards the will
         if parts.outbox is not None:
             parts.outbox.close()
         if parts.archive is not None:
@@ -686,6 +707,13 @@ class StationApp:
 def _handshake_listener(handshake: Handshake) -> VerdictListener:
     def listener(part: Any, verdict: Any, result: Any) -> None:
         handshake.answered(verdict.result())
+
+    return listener
+
+
+def _sparkplug_listener(node: SparkplugNode) -> VerdictListener:
+    def listener(part: Any, verdict: Any, result: Any) -> None:
+        node.publish_verdict(verdict)  # QoS 0, not queued: the JSON outbox is the guaranteed path
 
     return listener
 

@@ -27,10 +27,18 @@ log = logging.getLogger(__name__)
 class StationStatus:
     """Current ``state`` of the station plus the handshake; publishes on every change. Thread-safe."""
 
-    def __init__(self, mqtt: StationMqtt, base: StatePayload, handshake: Handshake) -> None:
+    def __init__(
+        self,
+        mqtt: StationMqtt,
+        base: StatePayload,
+        handshake: Handshake,
+        on_change: Callable[[StatePayload], object] | None = None,
+    ) -> None:
         self._mqtt = mqtt
         self._base = base
         self.handshake = handshake
+        #: Also told every published state (the Sparkplug edge node sends it as DDATA).
+        self.on_change = on_change
         self._faults: dict[str, str] = {}
         self._paused = False
         self._lock = threading.Lock()
@@ -55,6 +63,8 @@ class StationStatus:
             after = replace(after, since=time.time())
             self._base = replace(self._base, since=after.since)
             self._mqtt.publish_state(after)
+            if self.on_change is not None:
+                self.on_change(after)
 
     def fault(self, source: str, reason: str | None) -> None:
         """Set (``reason``) or clear (``None``) the fault of ``source``."""

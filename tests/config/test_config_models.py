@@ -168,3 +168,31 @@ def test_config_is_immutable(minimal: dict[str, Any]) -> None:
     config = parse(minimal)
     with pytest.raises(Exception, match="frozen"):
         config.station.id = "x"
+
+
+def test_sparkplug_is_off_by_default_and_true_keeps_validating(minimal: dict[str, Any]) -> None:
+    assert parse(minimal).sparkplug_ids() is None
+    minimal["mqtt"] = {"sparkplug": True}
+    ids = parse(minimal).sparkplug_ids()
+    assert ids is not None
+    assert (ids.group_id, ids.node_id, ids.device_id) == ("plant", "l1-st1", "inspection")
+    assert ids.client_id == "edge-st1-spb"  # its own connection, beside the JSON client edge-st1
+    minimal["mqtt"] = {"sparkplug": False}
+    assert parse(minimal).sparkplug_ids() is None
+
+
+def test_sparkplug_section_names_the_ids(minimal: dict[str, Any]) -> None:
+    minimal["mqtt"] = {"sparkplug": {"group_id": "essen", "node_id": "aoi-2", "device_id": "cam1"}}
+    ids = parse(minimal).sparkplug_ids()
+    assert ids is not None and (ids.group_id, ids.node_id, ids.device_id) == ("essen", "aoi-2", "cam1")
+    minimal["mqtt"] = {"sparkplug": {"enabled": False, "group_id": "essen"}}
+    assert parse(minimal).sparkplug_ids() is None
+
+
+def test_a_bad_sparkplug_id_is_reported_once_at_its_path(minimal: dict[str, Any]) -> None:
+    # '/', '+' and '#' would change the Sparkplug topic's shape (spBv1.0/<group>/<type>/<node>/<device>).
+    minimal["mqtt"] = {"sparkplug": {"node_id": "l1/st1"}}
+    err = error_of(minimal)
+    assert [i.path for i in err.issues] == ["mqtt.sparkplug.section.node_id"], str(err)
+    minimal["mqtt"] = {"sparkplug": "yes"}
+    assert error_of(minimal).issues, "a string is neither true/false nor a section"

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from fixtures.mosquitto import MosquittoBroker
 from fixtures.mqtt_subscriber import Subscriber
+from fixtures.sparkplug_host import SparkplugHost
 
 from edge.config.safe_mode import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
@@ -279,3 +280,70 @@ def test_the_configured_precision_is_what_the_station_runs_and_publishes(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
     sub.close()
+
+
+def test_sparkplug_true_makes_the_station_an_edge_node_and_sigkill_its_ndeath(
+    tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, start_station: Any
+) -> None:
+    config = station_config(tmp_path, mosquitto, artifact_dir)
+    data = yaml.safe_load(config.read_text())
+    data["mqtt"]["sparkplug"] = True  # the original form of the setting, now honoured
+    config.write_text(yaml.safe_dump(data))
+    scada = SparkplugHost(mosquitto.host, mosquitto.port)
+    scada.wait_subscribed()
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    try:
+        (nbirth,) = scada.wait_count("NBIRTH", 1, 120)
+        assert nbirth.topic == "spBv1.0/plant/NBIRTH/l1-st9", "group = site, node = <line>-<station>"
+        (dbirth,) = scada.wait_count("DBIRTH", 1, 10)
+        assert dbirth.topic == "spBv1.0/plant/DBIRTH/l1-st9/inspection"
+        found = wait_verdicts(sub, 3, timeout_s=60, root=ROOT)  # the JSON topics are unchanged
+        wanted = {v["part_id"] for v in found}
+
+        def parts_seen(messages: list[Any]) -> set[Any]:
+            return {
+                m.value("Verdict/Part ID")
+                for m in messages
+                if m.kind == "DDATA" and "Verdict/Part ID" in m.names
+            }
+
+        assert scada.wait_for(lambda ms: wanted <= parts_seen(ms), 10), "one DDATA per verdict"
+        by_part = {m.value("Verdict/Part ID"): m for m in scada.of("DDATA") if "Verdict/Part ID" in m.names}
+        for verdict in found:
+            spb = by_part[verdict["part_id"]]
+            assert spb.value("Verdict/Code") == verdict["code"]
+            assert spb.value("Verdict/Score") == pytest.approx(verdict["score"], abs=1e-5)
+            assert spb.value("Verdict/SKU") == verdict["sku"] == "plate"
+            assert spb.value("Verdict/Box Count") == len(verdict["boxes"])
+        assert scada.of("NDEATH") == []
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        (ndeath,) = scada.wait_count("NDEATH", 1, 10)
+        assert ndeath.topic == "spBv1.0/plant/NDEATH/l1-st9"
+        assert ndeath.value("bdSeq") == nbirth.value("bdSeq"), log.read_text()[-2000:]
+    finally:
+        scada.close()
+        sub.close()
+
+
+def test_sparkplug_off_by_default_publishes_nothing_on_spbv1(
+    tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, start_station: Any
+) -> None:
+    config = station_config(tmp_path, mosquitto, artifact_dir)
+    scada = SparkplugHost(mosquitto.host, mosquitto.port)
+    scada.wait_subscribed()
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    try:
+        wait_verdicts(sub, 3, timeout_s=120, root=ROOT)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert scada.messages == [], "mqtt.sparkplug is off: nothing on spBv1.0/#"
+        assert not (tmp_path / "data" / "sparkplug-bdseq").exists()
+    finally:
+        scada.close()
+        sub.close()

@@ -51,8 +51,14 @@ eval: install
 	$(EDGE) eval ../shared/data/deeppcb --perturb line --out runs/eval-deeppcb
 
 # The whole GPU path (engines built on this device, parity vs ONNX Runtime, batch-1 latency); GPU machines only.
+# The TensorRT wheel's CUDA variant is chosen from the driver (export/gpu_install.py prints the plan first);
+# pycuda builds from source and needs nvcc and the CUDA headers, which JetPack leaves off PATH.
+CUDA_HOME ?= /usr/local/cuda
+gpu-check: export PATH := $(CUDA_HOME)/bin:$(PATH)
+gpu-check: export CUDA_INC_DIR := $(CUDA_HOME)/include
 gpu-check: install
-	$(PY) -m pip install --quiet -e '.[gpu]'
+	$(PY) -m export.gpu_install
+	$(PY) -m pip install --quiet $$($(PY) -m export.gpu_install --requirements)
 	EDGE_REQUIRE_GPU=1 $(PY) -m pytest -m gpu -p no:cacheprovider tests/engines tests/export
 	$(PY) -m export.gpu_check
 

@@ -21,6 +21,11 @@ Choices, each measured on EfficientNet-Lite0 at 320x320 (docs/export.md):
   - ``onnxruntime`` flavour: asymmetric uint8 (U8S8), the fast path of ONNX Runtime on x86;
   - ``tensorrt`` flavour: symmetric int8 with zero point 0, the only form TensorRT accepts (the S8S8 path is
     twice as slow as U8S8 in ONNX Runtime on x86, hence two files).
+* Biases: ONNX Runtime quantizes them to int32 by default (a ``DequantizeLinear`` with an INT32 input per
+  convolution). TensorRT's Dequantize layer takes only INT8/FP8/INT4 input and its ONNX parser does not fold
+  these away (onnx/onnx-tensorrt#850), so the ``tensorrt`` flavour keeps biases in float
+  (``QuantizeBias: False``); TensorRT fuses the float bias into its int8 convolution itself. The
+  ``onnxruntime`` flavour keeps int32 biases, which its QLinearConv fusion wants.
 """
 
 from __future__ import annotations
@@ -54,6 +59,16 @@ class QdqFlavour:
 
     target: Target
     symmetric_activations: bool
+    quantize_bias: bool
+
+    @property
+    def extra_options(self) -> dict[str, bool]:
+        """``quantize_static`` extra options of this flavour."""
+        return {
+            "ActivationSymmetric": self.symmetric_activations,
+            "WeightSymmetric": True,
+            "QuantizeBias": self.quantize_bias,
+        }
 
     @property
     def activation_type(self) -> QuantType:
@@ -61,8 +76,9 @@ class QdqFlavour:
         return QuantType.QInt8 if self.symmetric_activations else QuantType.QUInt8
 
 
-ORT_INT8 = QdqFlavour(target="onnxruntime", symmetric_activations=False)
-TRT_INT8 = QdqFlavour(target="tensorrt", symmetric_activations=True)
+ORT_INT8 = QdqFlavour(target="onnxruntime", symmetric_activations=False, quantize_bias=True)
+#: Float biases: TensorRT rejects a DequantizeLinear with INT32 input (see the module doc).
+TRT_INT8 = QdqFlavour(target="tensorrt", symmetric_activations=True, quantize_bias=False)
 
 
 def float_prefix(model: onnx.ModelProto, extra_convs: int = 0) -> list[str]:
@@ -159,5 +175,5 @@ def _quantize(
         activation_type=flavour.activation_type,
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"ActivationSymmetric": flavour.symmetric_activations, "WeightSymmetric": True},
+        extra_options=flavour.extra_options,
     )

@@ -9,10 +9,16 @@ TensorRT 10 vs 11 (compared with :class:`packaging.version.Version`, never as st
 * 11.x: strong typing is always on and the flag is deprecated (ignored): pass no flags.
 
 Each engine gets one optimisation profile covering the declared dynamic dims (batch of the vision encoder,
-number of templates ``k`` of the comparison encoder); a timing cache file per device key makes rebuilds after
-an artifact update take seconds. Engines are written with ``build_serialized_network`` into
-``engines/<device key>/`` next to a ``build.json`` recording the fingerprint, the source ONNX hashes and the
-load-time parity figures; :func:`engines_stale` compares those with the current device and manifest.
+number of templates ``k`` of the comparison encoder) exactly as far as the inspection can feed them
+(:mod:`edge.inspection.limits`); a timing cache file per device key makes rebuilds after an artifact update
+take seconds (an unreadable one is replaced by an empty one). Engines are written with
+``build_serialized_network`` into ``engines/<device key>/`` next to a ``build.json`` recording the
+fingerprint, the source ONNX hashes and the load-time parity figures; :func:`engines_stale` compares those
+with the current device and manifest. Several precisions share an engine file (INT8 runs the FP32
+comparison engine), so each (source ONNX, engine file) pair is built once per run and its record shared:
+TensorRT builds are not byte-identical, and a second build would leave the first record's hash stale.
+Every file is written 0644: the firmware update hook that builds and the station that loads may run as
+different users.
 """
 
 from __future__ import annotations
@@ -25,15 +31,21 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.version import Version
 from tqdm import tqdm
 
 from edge.engines.artifacts import ENCODERS, ENGINES_DIR, Encoder, Precision, engine_file, onnx_file
+from edge.engines.tensorrt_runner import open_tensorrt, tensorrt_logger
 from edge.inspection.backbone import file_sha256
+from edge.inspection.limits import ENROLL_BATCH, MEMORY_CHUNKS, comparison_k_max
 from edge.inspection.sizing import MAX_ELONGATION, SIDE_MULTIPLE
 from export.fingerprint import DeviceFingerprint, device_fingerprint, tensorrt_version
 from export.manifest import Manifest, now_iso, verify_manifest
+
+if TYPE_CHECKING:
+    import tensorrt as trt
 
 log = logging.getLogger(__name__)
 BUILD_RECORD = "build.json"
@@ -41,20 +53,25 @@ TIMING_CACHE = "timing.cache"
 WORKSPACE_BYTES = 1 << 30
 
 
-def dynamic_ranges(input_size: tuple[int, int]) -> dict[str, tuple[int, int, int]]:
+def dynamic_ranges(
+    input_size: tuple[int, int], memory_chunks: int = MEMORY_CHUNKS
+) -> dict[str, tuple[int, int, int]]:
     """(min, opt, max) of each named dynamic dim for a model whose reference input is ``input_size``.
 
     One source of truth with the runtime: heights/widths cover every SKU input
     :func:`edge.inspection.sizing.sku_input_size` can choose (short side of the reference, long side up
-    to ``MAX_ELONGATION`` times it), feature maps are those /8; ``k`` counts the top-k templates and the
-    packed patch-memory chunks (at most 32 each, as the config schema allows); batch covers enrollment.
+    to ``MAX_ELONGATION`` times it), feature maps are those /8; ``k`` covers the largest ``top_k`` the
+    config schema allows and the packed patch memory (``memory_chunks`` maps); batch covers the
+    inspector's enrollment batch (:mod:`edge.inspection.limits`). Wider than needed costs GPU memory (the
+    runner allocates its buffers at the maxima), narrower breaks real configs.
     """
     short = min(input_size)
     longest = max(max(input_size), math.floor(short * MAX_ELONGATION / SIDE_MULTIPLE) * SIDE_MULTIPLE)
     h, w = input_size
     return {
-        "batch": (1, 1, 8),
-        "k": (1, 3, 32),
+        "batch": (1, 1, ENROLL_BATCH),
+        # opt: the default top_k and memory budget (3 each), what most SKUs run.
+        "k": (1, min(3, comparison_k_max(memory_chunks)), comparison_k_max(memory_chunks)),
         "height": (SIDE_MULTIPLE, h, longest),
         "width": (SIDE_MULTIPLE, w, longest),
         "fh": (SIDE_MULTIPLE // 8, h // 8, longest // 8),
@@ -133,7 +150,7 @@ def build_engine(
     import tensorrt as trt
 
     version = tensorrt_version()
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = tensorrt_logger()
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(version))
     parser = trt.OnnxParser(network, logger)
@@ -142,8 +159,7 @@ def build_engine(
         raise EngineBuildError(f"{onnx_path.name}: TensorRT ONNX parser failed: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    _attach_timing_cache(config, timing_cache)
     profile = builder.create_optimization_profile()
     for name, (lo, opt, hi) in profile_shapes(onnx_path, ranges).items():
         profile.set_shape(name, lo, opt, hi)
@@ -155,8 +171,30 @@ def build_engine(
     _atomic_write(timing_cache, bytes(config.get_timing_cache().serialize()))
 
 
+def _attach_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
+    """Give the build the timing cache stored at ``path``, or an empty one when it cannot be used.
+
+    ``create_timing_cache`` returns None for bytes it cannot read (a truncated write, another TensorRT), and
+    ``set_timing_cache`` refuses a cache from another device (``ignore_mismatch=False``: mismatched timings
+    would pick slow tactics). Either way the build goes on with an empty cache, which only costs time; the
+    file is replaced after the build.
+    """
+    data = path.read_bytes() if path.is_file() else b""
+    if data:
+        cache = config.create_timing_cache(data)
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            return
+        log.warning("%s: unreadable or made for another device; building with an empty timing cache", path)
+    empty = config.create_timing_cache(b"")
+    if empty is None or not config.set_timing_cache(empty, ignore_mismatch=False):
+        raise EngineBuildError("TensorRT could not create an empty timing cache")
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, world-readable."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    # mkstemp creates 0600; the station may load what the update hook built as another user.
+    os.fchmod(fd, 0o644)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     Path(tmp).replace(path)
@@ -214,11 +252,17 @@ def build_engines(
 ) -> dict[str, object]:
     """Build (and parity-check on load) the engines of ``precisions`` for this device.
 
+    Each (source ONNX, engine file) pair is built at most once per call, and every precision that runs that
+    engine (also one recorded by an earlier call) gets the same record, so ``build.json`` always holds the
+    hash of the file on disk.
+
     Args:
         artifact_dir: Verified artifact set (its manifest is checked first).
         precisions: Which engines to build.
         model_id: Expected model id (None: accept the manifest's).
-        if_stale: Skip precisions whose engines are up to date for this device and these ONNX files.
+        if_stale: Skip precisions whose engines are up to date for this device and these ONNX files, and
+            within a stale precision reuse an engine that is up to date (e.g. the FP32 comparison engine
+            INT8 shares).
         ranges: Optimisation profile ranges of the dynamic dims (default: :func:`dynamic_ranges` of the
             manifest's reference input size).
         progress: Show a progress bar.
@@ -232,8 +276,6 @@ def build_engines(
         EngineBuildError, ParityError: Build or load-time parity failed (the engine is not recorded).
 
     """
-    from edge.engines.tensorrt_runner import open_tensorrt
-
     fingerprint = device_fingerprint()
     require = [name for p in precisions for name in _sources(p).values()]
     manifest = verify_manifest(artifact_dir, model_id, require=require)
@@ -245,8 +287,9 @@ def build_engines(
     directory.mkdir(parents=True, exist_ok=True)
     record_path = directory / BUILD_RECORD
     record: dict[str, object] = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    built: dict[str, object] = dict(record.get("precisions", {}))  # type: ignore[call-overload]
+    built: dict[str, dict[str, dict[str, object]]] = dict(record.get("precisions", {}))  # type: ignore[call-overload]
     report: dict[str, object] = {"fingerprint": json.loads(fingerprint.to_json()), "precisions": {}}
+    fresh: dict[tuple[str, str], dict[str, object]] = {}  # (source, engine file) -> record, this call
     jobs = [(p, e) for p in precisions for e in ENCODERS]
     with tqdm(total=len(jobs), desc="tensorrt", unit="engine", disable=not progress) as bar:
         for precision in precisions:
@@ -255,21 +298,20 @@ def build_engines(
                 report["precisions"][precision] = "up to date"  # type: ignore[index]
                 bar.update(len(ENCODERS))
                 continue
-            entries: dict[str, object] = {}
+            entries: dict[str, dict[str, object]] = {}
             for encoder, source in _sources(precision).items():
                 bar.set_postfix_str(f"{precision} {encoder}")
-                engine_path = directory / engine_file(encoder, precision)
-                build_engine(artifact_dir / source, engine_path, directory / TIMING_CACHE, ranges)
-                _, figures = open_tensorrt(engine_path, artifact_dir / source, encoder, precision)
-                entries[encoder] = {
-                    "source": source,
-                    "source_sha256": manifest.files[source].sha256,
-                    "engine_sha256": file_sha256(engine_path),
-                    "parity_vs_onnxruntime": figures,
-                    "built": now_iso(),
-                }
+                engine_name = engine_file(encoder, precision)
+                key = (source, engine_name)
+                if key not in fresh:
+                    current = _current_record(directory, built, key, manifest) if if_stale else None
+                    fresh[key] = current or _build_one(
+                        artifact_dir, directory, encoder, precision, source, engine_name, manifest, ranges
+                    )
+                entries[encoder] = fresh[key]
                 bar.update()
             built[precision] = entries
+            _share_records(built, fresh)
             report["precisions"][precision] = entries  # type: ignore[index]
             _atomic_write(
                 record_path,
@@ -285,3 +327,72 @@ def build_engines(
                 ).encode(),
             )
     return report
+
+
+def _build_one(
+    artifact_dir: Path,
+    directory: Path,
+    encoder: Encoder,
+    precision: Precision,
+    source: str,
+    engine_name: str,
+    manifest: Manifest,
+    ranges: Mapping[str, tuple[int, int, int]],
+) -> dict[str, object]:
+    """Build one engine, check it against ONNX Runtime on load, and return its ``build.json`` record."""
+    engine_path = directory / engine_name
+    build_engine(artifact_dir / source, engine_path, directory / TIMING_CACHE, ranges)
+    _, figures = open_tensorrt(engine_path, artifact_dir / source, encoder, precision)
+    return {
+        "source": source,
+        "engine": engine_name,
+        "source_sha256": manifest.files[source].sha256,
+        "engine_sha256": file_sha256(engine_path),
+        "parity_vs_onnxruntime": figures,
+        "built": now_iso(),
+    }
+
+
+def _recorded_engine(entry: Mapping[str, object], encoder: str, precision: str) -> str | None:
+    """Engine file name of a ``build.json`` entry (older records name it only by encoder and precision)."""
+    name = entry.get("engine")
+    if isinstance(name, str):
+        return name
+    if encoder in ENCODERS and precision in ("fp32", "int8", "fp16"):
+        return engine_file(encoder, precision)  # type: ignore[arg-type]
+    return None
+
+
+def _current_record(
+    directory: Path,
+    built: Mapping[str, Mapping[str, Mapping[str, object]]],
+    key: tuple[str, str],
+    manifest: Manifest,
+) -> dict[str, object] | None:
+    """A recorded entry for ``key`` that still describes the files on disk, or None (then build)."""
+    source, engine_name = key
+    path = directory / engine_name
+    if not path.is_file() or source not in manifest.files:
+        return None
+    on_disk = file_sha256(path)
+    for precision, entries in built.items():
+        for encoder, entry in entries.items():
+            if (
+                _recorded_engine(entry, encoder, precision) == engine_name
+                and entry.get("source_sha256") == manifest.files[source].sha256
+                and entry.get("engine_sha256") == on_disk
+            ):
+                return dict(entry)
+    return None
+
+
+def _share_records(
+    built: dict[str, dict[str, dict[str, object]]], fresh: Mapping[tuple[str, str], dict[str, object]]
+) -> None:
+    """Point every recorded precision that runs an engine built in this call at that engine's new record."""
+    by_engine = {engine_name: entry for (_, engine_name), entry in fresh.items()}
+    for precision, entries in built.items():
+        for encoder, entry in list(entries.items()):
+            name = _recorded_engine(entry, encoder, precision)
+            if name in by_engine and entry is not by_engine[name]:
+                entries[encoder] = by_engine[name]

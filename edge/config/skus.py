@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from edge.config.base import ConfigPath, Identifier, Section
+from edge.inspection.limits import MAX_TOP_K
 
 if TYPE_CHECKING:
     from edge.inspection.inspector import SkuSettings
@@ -21,7 +22,10 @@ class SkuSection(Section):
         default=None,
         description="Optional folder of known-defective parts: the flash self-test must catch them.",
     )
-    top_k: int = Field(default=3, ge=1, le=32, description="Golden templates compared with each frame.")
+    # The bound is also the TensorRT comparison engine's largest `k` (edge.inspection.limits).
+    top_k: int = Field(
+        default=3, ge=1, le=MAX_TOP_K, description="Golden templates compared with each frame."
+    )
     bank_kind: Literal["auto", "instances", "views"] = Field(
         default="auto",
         description=(

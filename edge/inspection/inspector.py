@@ -23,6 +23,7 @@ from edge.inspection.augment import LinePerturbation
 from edge.inspection.bank import Calibration, SkuBank, image_sha256, shown_label
 from edge.inspection.box_scoring import BoxSample, mask_boxes, score_boxes
 from edge.inspection.defects import defect_set
+from edge.inspection.limits import ENROLL_BATCH, MEMORY_CHUNKS
 from edge.inspection.memory import PatchMemory
 from edge.inspection.model import Encoders
 from edge.inspection.postprocess import defect_boxes, fuse
@@ -145,7 +146,7 @@ class InspectorSettings:
     peer_min_quality: float = 0.8
     calib_quantile: float = 0.9
     view_mismatch_ratio: float = 2.0
-    memory_chunks: int = 3
+    memory_chunks: int = MEMORY_CHUNKS
     synthetic_per_kind: int = 6
 
 
@@ -214,7 +215,9 @@ class Inspector:
             )
         return prepare(resize_to(rgb, bank.image_size), bank.input_size, self.settings.views, where)
 
-    def encode(self, prepared: Sequence[PreparedImage], batch: int = 8) -> tuple[FloatMap, FloatMap]:
+    def encode(
+        self, prepared: Sequence[PreparedImage], batch: int = ENROLL_BATCH
+    ) -> tuple[FloatMap, FloatMap]:
         """Encode prepared images -> (features ``[N, C, h, w]``, descriptors ``[N, D]``)."""
         feats, descs = [], []
         for start in range(0, len(prepared), batch):

@@ -42,6 +42,38 @@ def test_int8_files_are_qdq_with_the_flavour_each_runtime_needs(artifacts: Path)
     assert any(s.ndim == 1 and s.size > 1 for s in dq_scales)
 
 
+def test_tensorrt_flavour_dequantizes_only_int8_weights_and_activations(artifacts: Path) -> None:
+    # TensorRT's Dequantize layer takes INT8/FP8/INT4 input only: an INT32 bias DequantizeLinear does not
+    # parse (onnx/onnx-tensorrt#850). Every DequantizeLinear must read an int8 weight or an int8 activation.
+    model = onnx.load(str(artifacts / onnx_file("vision", "int8", "tensorrt")))
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    dequantized: dict[str, int] = {"weight": 0, "activation": 0}
+    for node in (n for n in model.graph.node if n.op_type == "DequantizeLinear"):
+        source = node.input[0]
+        if source in consts:
+            assert consts[source].dtype == np.int8, f"{node.name}: dequantizes {consts[source].dtype}"
+            dequantized["weight"] += 1
+        else:
+            quantize = producers[source]
+            assert quantize.op_type == "QuantizeLinear", f"{node.name}: input from {quantize.op_type}"
+            assert consts[quantize.input[2]].dtype == np.int8
+            dequantized["activation"] += 1
+        assert consts[node.input[2]].dtype == np.int8 and not consts[node.input[2]].any()
+    assert dequantized["weight"] > 20 and dequantized["activation"] > 20
+    # The biases stayed float initializers feeding the convolutions directly.
+    biases = [consts[n.input[2]] for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 2]
+    assert biases and all(b.dtype == np.float32 for b in biases)
+    # And the graph still runs in ONNX Runtime within the INT8 gate against FP32 (raises on a miss).
+    figures = feature_cosine_gate(
+        OnnxRuntimeRunner(artifacts / onnx_file("vision")),
+        OnnxRuntimeRunner(artifacts / onnx_file("vision", "int8", "tensorrt")),
+        synthetic_calibration(SPEC.input_size).held_out,
+        "tensorrt flavour",
+    )
+    assert float(figures["mean_feature_cosine"]) >= INT8_GATE.mean_feature  # type: ignore[arg-type]
+
+
 def test_preprocessing_stem_and_first_block_stay_float(artifacts: Path) -> None:
     fp32 = onnx.load(str(artifacts / onnx_file("vision")))
     kept = set(float_prefix(fp32))

@@ -34,7 +34,7 @@ def test_different_good_parts_are_all_kept() -> None:
 
 
 def test_a_blurred_frame_is_dropped_as_blurred() -> None:
-    frames = [*_batch(), ("blurred", cv2.GaussianBlur(_part(20), (0, 0), 3))]
+    frames = [*_batch(), ("blurred", np.asarray(cv2.GaussianBlur(_part(20), (0, 0), 3), np.uint8))]
     result = check_frames(frames)[-1]
     assert not result.kept and "blurred" in result.problems[0]
 

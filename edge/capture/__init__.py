@@ -18,6 +18,7 @@ from edge.capture.errors import (
     DeviceUnavailableError,
     EndOfStreamError,
     MalformedBufferError,
+    OversizedFrameError,
     UnsupportedPixelFormat,
 )
 from edge.capture.factory import create_source, open_source
@@ -25,6 +26,7 @@ from edge.capture.frame import Frame
 from edge.capture.genicam import GenICamSource
 from edge.capture.replay import ReplaySource
 from edge.capture.settings import (
+    DEFAULT_MAX_FRAME_PIXELS,
     CameraSettings,
     GenICamSettings,
     ReconnectPolicy,
@@ -37,6 +39,7 @@ from edge.capture.settings import (
 from edge.capture.source import CaptureStats, FrameSource
 
 __all__ = [
+    "DEFAULT_MAX_FRAME_PIXELS",
     "SUPPORTED_PIXEL_FORMATS",
     "BadFrame",
     "CameraSettings",
@@ -52,6 +55,7 @@ __all__ = [
     "GenICamSettings",
     "GenICamSource",
     "MalformedBufferError",
+    "OversizedFrameError",
     "ReconnectPolicy",
     "ReplaySettings",
     "ReplaySource",

@@ -49,6 +49,14 @@ class MalformedBufferError(CaptureError):
     """A buffer's size or dtype does not match its declared pixel format and dimensions."""
 
 
+class OversizedFrameError(MalformedBufferError):
+    """A camera buffer announces more pixels than ``max_frame_pixels``; refused before conversion.
+
+    A :class:`MalformedBufferError`, so the pipeline gives that part an ``ERROR`` verdict like any other
+    buffer it cannot use.
+    """
+
+
 class BadFrame(CaptureError):  # noqa: N818 - name fixed by the capture contract
     """An image could not be read or decoded (replay). The part still needs an ``ERROR`` verdict.
 

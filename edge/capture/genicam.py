@@ -27,6 +27,7 @@ from edge.capture.errors import (
     DeviceLostError,
     DeviceUnavailableError,
     MalformedBufferError,
+    OversizedFrameError,
 )
 from edge.capture.frame import Frame, RgbImage
 from edge.capture.genicam_device import Producer, destroy_acquirer, open_acquirer
@@ -382,6 +383,13 @@ class GenICamSource(ContextManagedSource):
         component = components[0]
         pixel_format = str(component.data_format)
         width, height = int(component.width), int(component.height)
+        limit = self._settings.max_frame_pixels
+        if limit is not None and width * height > limit:
+            # Before the conversion, which would allocate three bytes per announced pixel.
+            raise OversizedFrameError(
+                f"{self._name}: frame {width}x{height} ({width * height} pixels) is above "
+                f"max_frame_pixels ({limit})"
+            )
         data = _strip_padding(component.data, height, int(component.x_padding))
         image = to_rgb(data, width, height, pixel_format)
         assert self._setup is not None

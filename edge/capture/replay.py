@@ -1,26 +1,54 @@
 """Folder replay: images on disk served like a camera, for demos and offline trials.
 
-Images are found recursively and served in sorted relative-path order, paced at ``rate_hz`` (free-run) or one
-per ``trigger()``. An unreadable image is not skipped silently: ``read`` raises :class:`BadFrame` for it (the
-part still gets an ``ERROR`` verdict downstream), counts it, logs the path, and the next ``read`` moves on.
+Images are served in sorted relative-path order, paced at ``rate_hz`` (free-run) or one per ``trigger()``.
+
+The folder is followed, by this rule:
+
+* What looks like a frame is listed: every entry under the folder (recursively) whose name ends in an image
+  suffix, whatever it turns out to be. The list is sorted by relative path.
+* When the list runs out, the folder is scanned again. Entries not listed before are appended, sorted among
+  themselves, so a file added while the source runs is served after what was already waiting. (Scanning
+  only then keeps one rule for the order: a scan in between could only append the same entries earlier.)
+* ``loop=False``: each entry (by relative path) is served at most once for the life of the source, also when
+  it is rewritten; the stream ends (:class:`EndOfStreamError`) when the list runs out and a scan finds
+  nothing new.
+* ``loop=True``: when the list runs out, a new cycle lists every entry present then.
+* Nothing listed is skipped silently: an entry that cannot be served (a dangling symlink, a directory or fifo
+  named ``x.png``, a file that vanished, cannot be read or decoded, or whose header announces more than
+  ``max_frame_pixels``) raises :class:`BadFrame` for its slot (the part still gets an ``ERROR`` verdict
+  downstream), is counted and logged with the path, and the next ``read`` moves on.
+* A folder that disappears while the source runs is a lost device (:class:`DeviceUnavailableError` while the
+  list has run out), not the end of the stream.
+
+Write new files atomically: under a name without an image suffix (``x.png.part``), then rename; a file
+still being written when its turn comes would be served truncated (an ``ERROR`` verdict).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import cv2
 import numpy as np
 
-from edge.capture.errors import BadFrame, CaptureConfigError, CaptureError, CaptureTimeout, EndOfStreamError
+from edge.capture.errors import (
+    BadFrame,
+    CaptureConfigError,
+    CaptureError,
+    CaptureTimeout,
+    DeviceUnavailableError,
+    EndOfStreamError,
+)
 from edge.capture.frame import Frame, RgbImage
+from edge.capture.header import image_size
 from edge.capture.settings import ReplaySettings, SkuSource, TriggerMode
 from edge.capture.source import CaptureStats, ContextManagedSource, StatsCounter
 
@@ -39,42 +67,98 @@ class ReplayItem:
     folder_sku: str | None
 
 
+def list_images(folder: Path, sku_source: SkuSource) -> list[ReplayItem]:
+    """List what looks like a frame under ``folder`` in replay order (possibly nothing).
+
+    Entries are listed by name only, so one that cannot be served (a directory or a dangling symlink named
+    ``x.png``) is listed too and fails when it is read, with the reason, rather than being left out unseen.
+
+    Raises:
+        FileNotFoundError: The folder does not exist (or is not a folder).
+
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"replay: folder {folder} does not exist")
+    items = []
+    for path in folder.rglob("*"):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        rel = path.relative_to(folder)
+        sku = rel.parts[0] if sku_source is SkuSource.SUBFOLDER and len(rel.parts) > 1 else None
+        items.append(ReplayItem(path=path, relative=rel.as_posix(), folder_sku=sku))
+    return sorted(items, key=lambda item: item.relative)
+
+
 def scan_folder(folder: Path, sku_source: SkuSource) -> list[ReplayItem]:
-    """List the images under ``folder`` in replay order.
+    """List the images under ``folder`` in replay order, refusing a folder that holds none.
 
     Raises:
         CaptureConfigError: The folder does not exist or holds no images.
 
     """
-    if not folder.is_dir():
-        raise CaptureConfigError(f"replay: folder {folder} does not exist")
-    items = []
-    for path in folder.rglob("*"):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
-        rel = path.relative_to(folder)
-        sku = rel.parts[0] if sku_source is SkuSource.SUBFOLDER and len(rel.parts) > 1 else None
-        items.append(ReplayItem(path=path, relative=rel.as_posix(), folder_sku=sku))
+    try:
+        items = list_images(folder, sku_source)
+    except FileNotFoundError as exc:
+        raise CaptureConfigError(str(exc)) from exc
     if not items:
         raise CaptureConfigError(f"replay: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
-    return sorted(items, key=lambda item: item.relative)
+    return items
 
 
-def decode_image(path: Path) -> RgbImage:
-    """Read an image file as owned RGB ``uint8`` (greyscale and 16-bit files are converted).
+def read_frame_file(path: Path) -> bytes:
+    """Return the bytes of a frame file, refusing what is not a regular, non-empty file.
 
     Raises:
-        ValueError: The file cannot be read or decoded; the message says which.
+        ValueError: The entry cannot be served; the message says why.
 
     """
     try:
-        raw = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: it cannot tell "missing" from "corrupt"
+        info = path.stat()  # follows symlinks: the target is what would be read
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ValueError(f"dangling symbolic link (to {path.readlink()})") from None
+        raise ValueError("file vanished before it was read") from None
+    except OSError as exc:  # a symlink loop, a permission on the way, ...
+        raise ValueError(f"cannot read file: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError("a directory, not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        # A fifo would block the read forever, a device would stream without end.
+        raise ValueError("not a regular file (fifo, socket or device)")
+    try:
+        data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read file: {exc.strerror or exc}") from exc
-    if raw.size == 0:
+    if not data:
         raise ValueError("empty file")
+    return data
+
+
+def decode_image(path: Path, max_pixels: int | None = None) -> RgbImage:
+    """Read an image file as owned RGB ``uint8`` (greyscale and 16-bit files are converted).
+
+    Args:
+        path: The image file.
+        max_pixels: Refuse, before decoding, an image whose header announces more pixels (width x height);
+            ``None`` decodes whatever OpenCV accepts.
+
+    Raises:
+        ValueError: The file cannot be read, is too large or cannot be decoded; the message says which.
+
+    """
+    data = read_frame_file(path)  # not cv2.imread: it cannot tell "missing" from "corrupt"
+    if max_pixels is not None:
+        try:
+            width, height = image_size(data)
+        except ValueError as exc:
+            raise ValueError(f"not a decodable image ({exc})") from exc
+        if width * height > max_pixels:
+            raise ValueError(
+                f"frame too large: header announces {width}x{height} = {width * height:,} pixels, above "
+                f"the limit of {max_pixels:,} (camera.max_frame_pixels); not decoded"
+            )
     try:
-        bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+        bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as exc:
         # OpenCV raises (instead of returning None) for headers it refuses, e.g. a claimed size above
         # its pixel limit: still a bad frame of this part, never an error that loses the part.
@@ -107,7 +191,7 @@ def read_sidecar(image: Path) -> dict[str, Any]:
 
 
 class ReplaySource(ContextManagedSource):
-    """A folder of images behaving like a camera.
+    """A folder of images behaving like a camera (the folder is followed; see the module docstring).
 
     Args:
         settings: Folder, pacing and SKU options.
@@ -121,10 +205,12 @@ class ReplaySource(ContextManagedSource):
         self._clock = clock
         self._stats = StatsCounter()
         self._items: list[ReplayItem] = []
+        self._listed: set[str] = set()  # relative paths listed this cycle (loop) or ever (no loop)
         self._index = 0
         self._cycle = 0
         self._seq = 0
         self._next_due = 0.0
+        self._folder_missing = False
         self._pending_triggers = 0
         self._cond = threading.Condition()
         self._closing = threading.Event()
@@ -142,7 +228,7 @@ class ReplaySource(ContextManagedSource):
 
     @property
     def items(self) -> tuple[ReplayItem, ...]:
-        """Images in replay order (after :meth:`open`)."""
+        """Images of the current cycle in replay order, rescans' finds included (after :meth:`open`)."""
         return tuple(self._items)
 
     def open(self) -> None:
@@ -153,6 +239,7 @@ class ReplaySource(ContextManagedSource):
 
         """
         self._items = scan_folder(self._settings.folder, self._settings.sku_source)
+        self._listed = {item.relative for item in self._items}
         self._index = 0
         self._cycle = 0
         self._closing.clear()
@@ -186,9 +273,11 @@ class ReplaySource(ContextManagedSource):
         """Return the next image as a frame.
 
         Raises:
-            CaptureTimeout: The next image is not due (free-run) or no trigger came within ``timeout_s``.
-            BadFrame: The next image cannot be decoded; it is counted and the following ``read`` moves on.
-            EndOfStreamError: ``loop`` is off and every image was served.
+            CaptureTimeout: The next image is not due (free-run), no trigger came within ``timeout_s``, or a
+                looping source's folder holds no image right now.
+            DeviceUnavailableError: The list ran out and the folder is gone (it may come back).
+            BadFrame: The next entry cannot be served; it is counted and the following ``read`` moves on.
+            EndOfStreamError: ``loop`` is off and every image, also those added meanwhile, was served.
             CaptureError: The source is closed.
 
         """
@@ -197,7 +286,7 @@ class ReplaySource(ContextManagedSource):
             self._wait_for_trigger(deadline, timeout_s)
         else:
             self._wait_for_slot(deadline, timeout_s)
-        item = self._take_next()
+        item = self._take_next(deadline)
         seq = self._seq
         self._seq += 1
         acquired_at = time.time()
@@ -207,11 +296,12 @@ class ReplaySource(ContextManagedSource):
             if self._settings.sku_source is SkuSource.SIDECAR:
                 sidecar = read_sidecar(item.path)
                 sku = sidecar.get("sku", sku)
-            image = decode_image(item.path)
-        except ValueError as exc:
+            image = decode_image(item.path, self._settings.max_frame_pixels)
+        except Exception as exc:  # whatever fails with this file (MemoryError included) fails its part only
+            reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             self._stats.add("bad_frames")
-            log.error("%s: bad image %s (seq %d): %s", self._name, item.path, seq, exc)
-            raise BadFrame(item.path, str(exc), seq=seq, sku=sku) from exc
+            log.error("%s: bad image %s (seq %d): %s", self._name, item.path, seq, reason)
+            raise BadFrame(item.path, reason, seq=seq, sku=sku) from exc
         self._stats.add("frames")
         return Frame(
             image=image,
@@ -259,12 +349,59 @@ class ReplaySource(ContextManagedSource):
         # no burst of catch-up images, as from a camera at a fixed rate whose old frames are gone.
         self._next_due = due + period if due + period >= now else now + period
 
-    def _take_next(self) -> ReplayItem:
+    def _take_next(self, deadline: float) -> ReplayItem:
         if self._index >= len(self._items):
-            if not self._settings.loop:
-                raise EndOfStreamError(f"{self._name}: all {len(self._items)} image(s) replayed")
-            self._index = 0
-            self._cycle += 1
+            # The list ran out: what was added meanwhile comes first, then the end (no loop) or a new cycle.
+            if not self._rescan():
+                self._wait_for_folder(deadline)
+            if self._index >= len(self._items):
+                if not self._settings.loop:
+                    raise EndOfStreamError(f"{self._name}: all {len(self._items)} image(s) replayed")
+                self._new_cycle(deadline)
         item = self._items[self._index]
         self._index += 1
         return item
+
+    def _rescan(self) -> bool:
+        """Append entries not listed before; ``False`` when the folder is gone."""
+        try:
+            found = list_images(self._settings.folder, self._settings.sku_source)
+        except OSError as exc:
+            if not self._folder_missing:
+                log.error("%s: %s", self._name, exc)
+            self._folder_missing = True
+            return False
+        if self._folder_missing:
+            log.info("%s: folder %s is back", self._name, self._settings.folder)
+            self._folder_missing = False
+        new = [item for item in found if item.relative not in self._listed]
+        if new:
+            log.info("%s: %d new image(s) in %s", self._name, len(new), self._settings.folder)
+            self._items.extend(new)
+            self._listed.update(item.relative for item in new)
+        return True
+
+    def _new_cycle(self, deadline: float) -> None:
+        try:
+            found = list_images(self._settings.folder, self._settings.sku_source)
+        except OSError:  # gone since the rescan a moment ago
+            self._folder_missing = True
+            self._wait_for_folder(deadline)
+        if not found:
+            # Nothing to serve now; wait out the read (not a busy loop for the caller), then say so.
+            self._closing.wait(max(0.0, deadline - self._clock()))
+            self._check_open()
+            self._stats.add("timeouts")
+            raise CaptureTimeout(f"{self._name}: no images under {self._settings.folder} right now")
+        self._items = found
+        self._listed = {item.relative for item in found}
+        self._index = 0
+        self._cycle += 1
+
+    def _wait_for_folder(self, deadline: float) -> NoReturn:
+        self._closing.wait(max(0.0, deadline - self._clock()))
+        self._check_open()
+        self._stats.add("timeouts")
+        raise DeviceUnavailableError(
+            f"{self._name}: folder {self._settings.folder} is gone; waiting for it to come back"
+        )

@@ -11,6 +11,11 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
+DEFAULT_MAX_FRAME_PIXELS = 1 << 26
+"""Largest frame accepted by default: 67,108,864 pixels (64 Mi), room for the 65 MP sensors (9344 x 7000), the
+largest area-scan industrial sensors in common use; such a frame is 192 MiB as RGB. The station config's
+``camera.max_frame_pixels`` has the same default (``tests/capture/test_settings.py`` keeps them equal)."""
+
 
 class TriggerMode(enum.Enum):
     """How acquisition of a frame starts."""
@@ -92,6 +97,8 @@ class GenICamSettings:
         reconnect: Backoff policy after a device loss.
         stall_timeout_s: A free-running device that sends no frame for this long is treated as lost and
             reconnected (some producers report a pulled cable only as silence); ``None`` disables.
+        max_frame_pixels: A buffer announcing more pixels (width x height) is refused before conversion
+            (:class:`~edge.capture.errors.OversizedFrameError`); ``None``: no limit.
 
     """
 
@@ -110,6 +117,7 @@ class GenICamSettings:
     allow_emulation: bool = True
     reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
     stall_timeout_s: float | None = 10.0
+    max_frame_pixels: int | None = DEFAULT_MAX_FRAME_PIXELS
 
     def __post_init__(self) -> None:
         # Accept plain strings from a config loader; store the typed values.
@@ -134,6 +142,7 @@ class GenICamSettings:
             raise ValueError(f"camera: stall_timeout_s must be > 0 or None, got {self.stall_timeout_s}")
         if self.exposure_us is not None and self.exposure_us <= 0:
             raise ValueError(f"camera: exposure_us must be > 0, got {self.exposure_us}")
+        _check_max_frame_pixels("camera", self.max_frame_pixels)
 
     @property
     def source_name(self) -> str:
@@ -153,11 +162,17 @@ class ReplaySettings:
 
     Attributes:
         folder: Root folder; images are found recursively and replayed in sorted relative-path order.
+            The folder is followed: files added while the source runs are served too (the rule is in
+            :mod:`edge.capture.replay`).
         rate_hz: Frames per second in free-run; ``None`` delivers as fast as they are read.
-        loop: Start again after the last image; otherwise ``read`` raises ``EndOfStreamError``.
+        loop: Start again after the last image; otherwise ``read`` raises ``EndOfStreamError`` once every
+            image found, also those added meanwhile, was served (each file at most once).
         trigger: ``FREE_RUN`` (paced by ``rate_hz``) or ``SOFTWARE`` (one image per ``trigger()``).
         sku_source: Where each image's SKU comes from.
         name: Source name put on frames.
+        max_frame_pixels: An image whose header announces more pixels (width x height) is refused before
+            it is decoded, as a :class:`~edge.capture.errors.BadFrame`; ``None``: no limit of our own
+            (OpenCV's decoder still refuses above 2^30 pixels).
 
     """
 
@@ -167,6 +182,7 @@ class ReplaySettings:
     trigger: TriggerMode = TriggerMode.FREE_RUN
     sku_source: SkuSource = SkuSource.NONE
     name: str | None = None
+    max_frame_pixels: int | None = DEFAULT_MAX_FRAME_PIXELS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "folder", Path(self.folder))
@@ -176,6 +192,7 @@ class ReplaySettings:
             raise ValueError(f"replay: rate_hz must be > 0 or None, got {self.rate_hz}")
         if self.trigger is TriggerMode.HARDWARE:
             raise ValueError("replay: hardware trigger is not possible for a folder source")
+        _check_max_frame_pixels("replay", self.max_frame_pixels)
 
     @property
     def source_name(self) -> str:
@@ -184,6 +201,11 @@ class ReplaySettings:
 
 
 CameraSettings = GenICamSettings | ReplaySettings
+
+
+def _check_max_frame_pixels(section: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{section}: max_frame_pixels must be >= 1 or None, got {value}")
 
 
 def simulated_cti() -> Path:

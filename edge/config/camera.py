@@ -11,6 +11,15 @@ from edge.config.base import ConfigPath, Section
 MAX_SENSOR_SIDE = 16384
 """Largest ROI side accepted; no industrial sensor we support is wider."""
 
+DEFAULT_MAX_FRAME_PIXELS = 1 << 26
+"""67,108,864 pixels (64 Mi): room for the 65 MP sensors (9344 x 7000), the largest area-scan industrial
+sensors in common use; such a frame is 192 MiB as RGB. Equal to ``edge.capture.DEFAULT_MAX_FRAME_PIXELS``
+(tested; the two packages do not import each other)."""
+
+MAX_FRAME_PIXELS_LIMIT = 1 << 30
+"""Highest ``max_frame_pixels`` accepted: OpenCV's decoders refuse larger images anyway
+(``CV_IO_MAX_IMAGE_PIXELS``)."""
+
 
 class DeviceSelector(Section):
     """Which camera to open when several are visible; at most one key. Empty selects the first device."""
@@ -102,6 +111,14 @@ class CameraSection(Section):
     fetch_timeout_s: float = Field(
         default=2.0, gt=0, le=60, description="Longest wait for a frame before the part is NOT_INSPECTED."
     )
+    max_frame_pixels: int = Field(
+        default=DEFAULT_MAX_FRAME_PIXELS,
+        ge=32 * 32,
+        le=MAX_FRAME_PIXELS_LIMIT,
+        description="Largest frame accepted, in pixels (width x height); default 67108864 (64 Mi, room for "
+        "65 MP sensors). A replay image whose header announces more, or a camera buffer that is larger, is "
+        "refused before it is decoded or converted and the part gets an ERROR verdict with the reason.",
+    )
 
     @model_validator(mode="after")
     def _source_has_its_settings(self) -> CameraSection:
@@ -111,4 +128,15 @@ class CameraSection(Section):
             raise ValueError("source replay needs a 'replay' section with 'dir'")
         if self.cti is not None and not self.cti.endswith(".cti"):
             raise ValueError("'cti' must name a GenTL producer file ending in .cti")
+        return self
+
+    @model_validator(mode="after")
+    def _roi_within_frame_limit(self) -> CameraSection:
+        # Otherwise every frame of this camera would be refused, one ERROR verdict at a time.
+        roi = self.roi
+        if roi is not None and roi.width * roi.height > self.max_frame_pixels:
+            raise ValueError(
+                f"roi {roi.width}x{roi.height} = {roi.width * roi.height} pixels is above "
+                f"max_frame_pixels ({self.max_frame_pixels}): every frame would be refused"
+            )
         return self

@@ -48,6 +48,7 @@ def camera_settings(resolved: ResolvedConfig, *, simulated: bool = False) -> Cam
             name="viky",
             pixel_format="Mono8",
             trigger=TriggerMode.SOFTWARE if mode is TriggerMode.SOFTWARE else TriggerMode.FREE_RUN,
+            max_frame_pixels=cam.max_frame_pixels,
         )
     if cam.source == "replay":
         assert cam.replay is not None  # the config model guarantees it for source replay
@@ -62,6 +63,7 @@ def camera_settings(resolved: ResolvedConfig, *, simulated: bool = False) -> Cam
             # inspected as the selected SKU.
             sku_source=SkuSource.SIDECAR,
             name=f"replay:{Path(cam.replay.dir).name}",
+            max_frame_pixels=cam.max_frame_pixels,
         )
     roi = None
     if cam.roi is not None:
@@ -78,6 +80,7 @@ def camera_settings(resolved: ResolvedConfig, *, simulated: bool = False) -> Cam
         num_buffers=cam.buffers,
         trigger=mode,
         trigger_line=cam.trigger.line or "Line0",
+        max_frame_pixels=cam.max_frame_pixels,
     )
 
 

@@ -20,6 +20,7 @@ from edge.capture import (
     FrameSource,
     GenICamSettings,
     GenICamSource,
+    OversizedFrameError,
     ReconnectPolicy,
     Roi,
     TriggerMode,
@@ -72,6 +73,15 @@ def test_rgba8_frames_are_acquired_and_converted(source_of: SourceFactory, viky_
     mean = frame.image.reshape(-1, 3).mean(axis=0)
     assert mean[0] > mean[1] and mean[0] > mean[2]
     assert frame.meta["device_frame_id"] is not None
+
+
+def test_buffer_above_the_pixel_limit_is_refused_before_conversion(source_of: SourceFactory) -> None:
+    source = source_of(roi=Roi(width=320, height=240), max_frame_pixels=320 * 240 - 1)
+    too_large = r"frame 320x240 \(76800 pixels\) is above max_frame_pixels"
+    with pytest.raises(OversizedFrameError, match=too_large):
+        source.read(READ_S)
+    assert source.stats.bad_frames == 1
+    assert source.connected, "one oversized buffer is that frame's problem, not a lost device"
 
 
 def test_frame_survives_the_buffer_being_reused(source_of: SourceFactory) -> None:

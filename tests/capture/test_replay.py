@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import struct
 import threading
 import time
@@ -17,6 +19,7 @@ from edge.capture import (
     CaptureConfigError,
     CaptureError,
     CaptureTimeout,
+    DeviceUnavailableError,
     EndOfStreamError,
     Frame,
     FrameSource,
@@ -98,7 +101,8 @@ def test_bad_file_is_reported_counted_and_skipped(folder: Path, caplog: pytest.L
         assert red(source.read(1.0)) == 20
         with caplog.at_level(logging.ERROR), pytest.raises(BadFrame) as info:
             source.read(1.0)
-        assert info.value.path == bad and info.value.reason == "not a decodable image" and info.value.seq == 2
+        assert info.value.path == bad and info.value.seq == 2
+        assert info.value.reason == "not a decodable image (PNG without IHDR chunk)"
         assert str(bad) in caplog.text
         assert red(source.read(1.0)) == 30  # the next read moves on
         with pytest.raises(BadFrame, match="empty file"):
@@ -109,7 +113,7 @@ def test_bad_file_is_reported_counted_and_skipped(folder: Path, caplog: pytest.L
 def test_file_removed_after_scan_is_a_bad_frame(folder: Path) -> None:
     with ReplaySource(ReplaySettings(folder=folder, rate_hz=None)) as source:
         (folder / "part_00.png").unlink()
-        with pytest.raises(BadFrame, match="cannot read file"):
+        with pytest.raises(BadFrame, match="file vanished before it was read"):
             source.read(1.0)
 
 
@@ -208,10 +212,144 @@ def test_image_whose_header_opencv_refuses_is_a_bad_frame(folder: Path) -> None:
         + chunk(b"IDAT", zlib.compress(b"\0"))
         + chunk(b"IEND", b"")
     )
-    with ReplaySource(ReplaySettings(folder=folder, rate_hz=None, loop=False)) as source:
+    # Without a station limit of its own, OpenCV's limit refuses it (with the limit: see the test below).
+    settings = ReplaySettings(folder=folder, rate_hz=None, loop=False, max_frame_pixels=None)
+    with ReplaySource(settings) as source:
         source.read(1.0)
         source.read(1.0)
         with pytest.raises(BadFrame, match=r"not a decodable image \(OpenCV: .*CV_IO_MAX_IMAGE_PIXELS"):
             source.read(1.0)
         assert red(source.read(1.0)) == 30  # the next read moves on
         assert source.stats.bad_frames == 1
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels (its data is one byte)."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+
+
+def test_frame_above_the_pixel_limit_is_refused_before_decoding(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_image(folder / "part_01b.png", 99, size=(100, 200))  # 20,000 pixels; the others are 12x16 = 192
+    decoded: list[int] = []
+    imdecode = cv2.imdecode
+
+    def counting_imdecode(buf: np.ndarray, flags: int) -> np.ndarray | None:
+        decoded.append(buf.size)
+        return imdecode(buf, flags)
+
+    monkeypatch.setattr(cv2, "imdecode", counting_imdecode)
+    settings = ReplaySettings(folder=folder, rate_hz=None, loop=False, max_frame_pixels=192)
+    with ReplaySource(settings) as source:
+        assert [red(source.read(1.0)) for _ in range(2)] == [10, 20]  # exactly at the limit: served
+        with pytest.raises(BadFrame) as info:
+            source.read(1.0)
+        assert info.value.reason.startswith(
+            "frame too large: header announces 200x100 = 20,000 pixels, above the limit of 192"
+        )
+        assert len(decoded) == 2, "the refused frame was never decoded"
+        assert red(source.read(1.0)) == 30
+        assert source.stats.bad_frames == 1
+
+
+def test_the_default_limit_refuses_a_bomb_header_with_its_size(folder: Path) -> None:
+    (folder / "part_01b.png").write_bytes(bomb_png(50000, 50000))
+    with ReplaySource(ReplaySettings(folder=folder, rate_hz=None, loop=False)) as source:
+        source.read(1.0)
+        source.read(1.0)
+        too_large = r"50000x50000 = 2,500,000,000 pixels, above the limit of 67,108,864"
+        with pytest.raises(BadFrame, match=too_large):
+            source.read(1.0)
+
+
+def test_a_failure_of_any_kind_while_decoding_is_a_bad_frame(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def out_of_memory(buf: np.ndarray, flags: int) -> np.ndarray:
+        raise MemoryError("cannot allocate 432000000 bytes")
+
+    monkeypatch.setattr(cv2, "imdecode", out_of_memory)
+    with ReplaySource(ReplaySettings(folder=folder, rate_hz=None)) as source:
+        with pytest.raises(BadFrame, match="MemoryError: cannot allocate") as info:
+            source.read(1.0)
+        assert info.value.seq == 0 and source.stats.bad_frames == 1
+
+
+def test_files_added_while_running_are_served_once_each_without_loop(folder: Path) -> None:
+    with ReplaySource(ReplaySettings(folder=folder, rate_hz=None, loop=False)) as source:
+        assert red(source.read(1.0)) == 10
+        write_image(folder / "part_00b.png", 15)  # sorts before what is still waiting: served after it
+        write_image(folder / "part_09.png", 90)
+        assert [red(source.read(1.0)) for _ in range(4)] == [20, 30, 15, 90]
+        write_image(folder / "part_00.png", 11)  # rewritten after it was served: not served again
+        write_image(folder / "sub" / "part_10.png", 100)
+        assert red(source.read(1.0)) == 100
+        with pytest.raises(EndOfStreamError, match="all 6 image"):
+            source.read(1.0)
+        assert source.stats.frames == 6
+
+
+def test_a_looping_source_serves_new_files_within_the_cycle_then_lists_all(folder: Path) -> None:
+    with ReplaySource(ReplaySettings(folder=folder, rate_hz=None, loop=True)) as source:
+        assert red(source.read(1.0)) == 10
+        write_image(folder / "part_05.png", 50)
+        (folder / "part_01.png").unlink()  # listed in this cycle: its turn is a bad frame; not listed after
+        with pytest.raises(BadFrame, match="vanished"):
+            source.read(1.0)
+        frames = [source.read(1.0) for _ in range(4)]
+        assert [red(f) for f in frames] == [30, 50, 10, 30]
+        assert [f.meta["cycle"] for f in frames] == [0, 0, 1, 1]
+
+
+def test_entries_that_look_like_frames_but_cannot_be_served_get_a_bad_frame(folder: Path) -> None:
+    (folder / "part_00a.png").symlink_to(folder / "gone.png")
+    (folder / "part_00b.png").mkdir()
+    os.mkfifo(folder / "part_00c.png")  # reading it would block for ever
+    (folder / "part_00d.png").symlink_to("part_00d.png")  # a loop
+    (folder / "part_00e.png.part").write_bytes(b"still being copied")  # no image suffix: not a frame
+    with ReplaySource(ReplaySettings(folder=folder, rate_hz=None, loop=False)) as source:
+        assert red(source.read(1.0)) == 10
+        reasons = []
+        for _ in range(4):
+            with pytest.raises(BadFrame) as info:
+                source.read(1.0)
+            reasons.append(info.value.reason)
+        assert reasons[0].startswith("dangling symbolic link")
+        assert reasons[1] == "a directory, not an image file"
+        assert reasons[2].startswith("not a regular file")
+        assert reasons[3].startswith("cannot read file: Too many levels of symbolic links")
+        assert [red(source.read(1.0)) for _ in range(2)] == [20, 30]
+        with pytest.raises(EndOfStreamError):
+            source.read(1.0)
+        assert source.stats.bad_frames == 4
+
+
+def test_a_folder_that_disappears_is_an_unavailable_device_until_it_is_back(tmp_path: Path) -> None:
+    folder = tmp_path / "replay"
+    write_image(folder / "a.png", 10)
+    with ReplaySource(ReplaySettings(folder=folder, rate_hz=None, loop=True)) as source:
+        assert red(source.read(1.0)) == 10
+        shutil.move(folder, tmp_path / "away")
+        with pytest.raises(DeviceUnavailableError, match="is gone"):
+            source.read(0.05)
+        shutil.move(tmp_path / "away", folder)
+        assert red(source.read(1.0)) == 10
+
+
+def test_a_looping_source_whose_folder_empties_waits_instead_of_spinning(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.png", 10)
+    with ReplaySource(ReplaySettings(folder=tmp_path, rate_hz=None, loop=True)) as source:
+        source.read(1.0)
+        (tmp_path / "a.png").unlink()
+        start = time.monotonic()
+        with pytest.raises(CaptureTimeout, match="no images"):
+            source.read(0.2)
+        assert time.monotonic() - start >= 0.15
+        write_image(tmp_path / "b.png", 20)
+        assert red(source.read(1.0)) == 20

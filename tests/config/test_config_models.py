@@ -109,6 +109,20 @@ def test_duplicate_sku_ids_point_at_the_duplicate(minimal: dict[str, Any]) -> No
             "past the largest",
         ),
         ({"camera": {"source": "genicam", "cti": "/opt/producer.so"}}, "camera", "ending in .cti"),
+        (
+            {
+                "camera": {
+                    "source": "genicam",
+                    "cti": "/opt/p.cti",
+                    "roi": {"width": 4096, "height": 3000},
+                    "max_frame_pixels": 10_000_000,
+                }
+            },
+            "camera",
+            "roi 4096x3000 = 12288000 pixels is above max_frame_pixels (10000000)",
+        ),
+        ({"camera": {**replay(), "max_frame_pixels": 1 << 31}}, "camera.max_frame_pixels", "less than"),
+        ({"camera": {**replay(), "max_frame_pixels": 10.5}}, "camera.max_frame_pixels", "valid integer"),
         ({"model": {"input_size": [320, 100]}}, "model.input_size", "multiples of 64"),
         ({"model": {"backends": ["tensorrt", "tensorrt"]}}, "model.backends", "must not repeat"),
         ({"model": {"backends": ["openvino"]}}, "model.backends[0]", "expected 'tensorrt'"),

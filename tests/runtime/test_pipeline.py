@@ -5,11 +5,14 @@ Fault injection (slow, failing, hanging inspection) wraps the real inspector; no
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -45,8 +48,13 @@ def run_pipeline(
     settings: PipelineSettings | None = None,
     sku: str | None = "plate",
     trigger: TriggerMode = TriggerMode.FREE_RUN,
+    loop: bool = True,
+    max_frame_pixels: int | None = 1 << 26,
 ) -> Pipeline:
-    source = ReplaySource(ReplaySettings(folder=folder, rate_hz=rate_hz, loop=True, trigger=trigger))
+    replay = ReplaySettings(
+        folder=folder, rate_hz=rate_hz, loop=loop, trigger=trigger, max_frame_pixels=max_frame_pixels
+    )
+    source = ReplaySource(replay)
     source.open()
     pipeline = Pipeline(source, inspect, mqtt, PartIds("st1"), settings or PipelineSettings(), sku=sku)
     pipeline.start()
@@ -174,6 +182,81 @@ def test_bad_image_file_gives_error(
     assert [v["verdict"] for v in found[:3]] == ["OK", "ERROR", "OK"]
     assert "001.png" in found[1]["reason"]
     assert found[4]["verdict"] == "ERROR", "the bad file fails again on the next loop, the rest goes on"
+
+
+def test_frames_above_the_pixel_limit_get_one_error_verdict_each(
+    enrolled_inspector: Inspector,
+    tmp_path: Path,
+    station_mqtt: StationMqtt,
+    subscriber: Subscriber,
+    stop_later: Callable[[Pipeline], Pipeline],
+) -> None:
+    folder = tmp_path / "mixed"
+    write_parts(folder, 3, defect_every=0)  # 256 x 256 = 65,536 pixels each
+    big = np.full((300, 300, 3), 128, np.uint8)  # 90,000 pixels: a valid image, only too large
+    assert cv2.imwrite(str(folder / "000b.png"), big)
+    # A 57-byte PNG whose header claims 40000 x 40000 pixels.
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    ihdr = b"IHDR" + header
+    (folder / "001b.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    )
+    pipeline = stop_later(
+        run_pipeline(
+            folder,
+            station_mqtt,
+            enrolled_inspector.inspect,
+            rate_hz=4.0,
+            loop=False,
+            max_frame_pixels=70_000,
+            settings=PipelineSettings(queue_size=8),
+        )
+    )
+    found = wait_verdicts(subscriber, 5, timeout_s=30)
+    assert pipeline.ended.wait(10)
+    time.sleep(0.5)  # a second verdict for a part would arrive by now
+    found = wait_verdicts(subscriber, 5, timeout_s=1)
+    assert len(found) == 5 and len(list(subscriber.on("test/line/st1/verdict"))) == 5
+    assert_contiguous(found)
+    assert [v["verdict"] for v in found] == ["OK", "ERROR", "OK", "ERROR", "OK"]
+    assert "000b.png" in found[1]["reason"] and "300x300 = 90,000 pixels" in found[1]["reason"]
+    assert "001b.png" in found[3]["reason"] and "40000x40000 = 1,600,000,000 pixels" in found[3]["reason"]
+    assert all("above the limit of 70,000" in v["reason"] for v in (found[1], found[3]))
+
+
+def test_the_replay_follows_its_folder_and_what_cannot_be_served_gets_a_verdict(
+    enrolled_inspector: Inspector,
+    tmp_path: Path,
+    station_mqtt: StationMqtt,
+    subscriber: Subscriber,
+    stop_later: Callable[[Pipeline], Pipeline],
+) -> None:
+    folder = tmp_path / "watched"
+    write_parts(folder, 2, defect_every=0)
+    (folder / "000a.png").symlink_to(folder / "deleted.png")
+    (folder / "000b.png").mkdir()
+    pipeline = stop_later(
+        run_pipeline(
+            folder,
+            station_mqtt,
+            enrolled_inspector.inspect,
+            rate_hz=2.0,
+            loop=False,
+            settings=PipelineSettings(queue_size=8),
+        )
+    )
+    # Added after the folder was scanned, atomically (a name without an image suffix, then renamed).
+    staging = tmp_path / "staging"
+    write_parts(staging, 1, seed=9, defect_every=0)
+    (staging / "000.png").rename(folder / "002.png.part")
+    (folder / "002.png.part").rename(folder / "002.png")
+    found = wait_verdicts(subscriber, 5, timeout_s=30)
+    assert pipeline.ended.wait(10)
+    assert_contiguous(found)
+    assert [v["verdict"] for v in found] == ["OK", "ERROR", "ERROR", "OK", "OK"]
+    assert "000a.png" in found[1]["reason"] and "dangling symbolic link" in found[1]["reason"]
+    assert "000b.png" in found[2]["reason"] and "a directory, not an image file" in found[2]["reason"]
+    assert len(list(subscriber.on("test/line/st1/verdict"))) == 5, "each served once (loop off)"
 
 
 def test_hung_inference_is_detected_and_the_worker_replaced(

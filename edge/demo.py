@@ -136,14 +136,14 @@ def _fresh_artifacts(directory: Path) -> None:
     this folder, so after an update of the model code it re-exports instead of starting in safe mode.
     """
     from edge.engines.artifacts import MANIFEST_FILE
-    from edge.inspection.model import ModelSpec, weights_sha256
+    from edge.inspection.model import ModelSpec, spec_model_id
     from export.manifest import ManifestError, load_manifest
 
     if not (directory / MANIFEST_FILE).is_file():
         stale = False  # nothing exported yet: the station exports on first start
     else:
         try:
-            stale = load_manifest(directory).model_id != ModelSpec().model_id(weights_sha256())
+            stale = load_manifest(directory).model_id != spec_model_id(ModelSpec())
         except ManifestError:
             stale = True  # unreadable: the station would refuse it
     if stale:

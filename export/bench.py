@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.engines.artifacts import Precision, onnx_file
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner, default_threads
-from edge.inspection.model import ModelSpec, default_artifact_dir, weights_sha256
+from edge.inspection.model import ModelSpec, default_artifact_dir, spec_model_id
 from export.manifest import load_manifest, verify_manifest
 
 
@@ -72,7 +72,7 @@ def bench_precisions(
     directory = artifact_dir or default_artifact_dir(spec)
     _ensure_artifacts(spec, directory, precisions)
     files = {p: onnx_file("vision", p) for p in precisions}
-    verify_manifest(directory, spec.model_id(weights_sha256()), require=files.values())
+    verify_manifest(directory, spec_model_id(spec), require=files.values())
     threads = threads or default_threads()
     runners = {p: OnnxRuntimeRunner(directory / f, threads=threads) for p, f in files.items()}
     feeds = {"image": _bench_image(spec)}

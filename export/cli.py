@@ -1,6 +1,6 @@
 """``edge export ...``: the export toolchain's commands.
 
-    edge export onnx    [--out DIR] [--input-size H W]                 FP32 encoders, gated on PyTorch parity
+    edge export onnx    [--out DIR] [--input-size H W] [--backbone B]  FP32 encoders, gated on PyTorch parity
     edge export int8    [--out DIR] (--calib DIR | --synthetic-calib)  Q/DQ INT8 vision encoder, cosine gate
     edge export fp16    [--out DIR]                                    FP16 encoders, gated on FP32
     edge export all     [--out DIR] [--calib DIR]                      the three above, in order
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.engines.artifacts import PRECISIONS, Precision, parse_precision
+from edge.inspection.backbone_catalog import BACKBONE_NAMES, DEFAULT_BACKBONE
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 def _spec(args: argparse.Namespace) -> Any:
     from edge.inspection.model import ModelSpec
 
-    return ModelSpec(input_size=tuple(args.input_size)) if args.input_size else ModelSpec()
+    if args.input_size:
+        return ModelSpec(input_size=tuple(args.input_size), backbone=args.backbone)
+    return ModelSpec(backbone=args.backbone)
 
 
 def _out(args: argparse.Namespace, spec: Any) -> Path:
@@ -57,6 +60,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         metavar=("H", "W"),
         default=None,
         help="vision encoder input size (multiples of 64; default 320 320)",
+    )
+    p.add_argument(
+        "--backbone",
+        choices=BACKBONE_NAMES,
+        default=DEFAULT_BACKBONE,
+        help=f"vision encoder backbone (default {DEFAULT_BACKBONE}; must match the station's model.backbone)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
 

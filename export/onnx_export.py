@@ -22,9 +22,9 @@ from edge.engines.artifacts import MANIFEST_FILE, onnx_file
 from edge.engines.parity import ParityError, Tolerance, compare
 from edge.inspection.model import (
     COMPARISON_OUTPUTS,
-    FEATURE_CHANNELS,
     VISION_OUTPUTS,
     ModelSpec,
+    spec_model_id,
     torch_modules,
     weights_sha256,
 )
@@ -68,7 +68,7 @@ def example_comparison(spec: ModelSpec, k: int = 3, seed: int = 1) -> dict[str, 
     h, w = spec.feature_size
 
     def unit(n: int) -> np.ndarray:
-        x = rng.normal(size=(n, FEATURE_CHANNELS, h, w)).astype(np.float32)
+        x = rng.normal(size=(n, spec.feature_channels, h, w)).astype(np.float32)
         features: np.ndarray = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
         return features
 
@@ -193,7 +193,7 @@ def export_onnx(spec: ModelSpec, out_dir: Path) -> dict[str, object]:
     """Export both FP32 encoders into ``out_dir``, gate them, and write a fresh ``manifest.json``.
 
     Args:
-        spec: Model settings (input size, blur).
+        spec: Model settings (input size, blur, backbone).
         out_dir: Artifact directory (created). Files appear atomically, only after their gates passed.
 
     Returns:
@@ -206,7 +206,7 @@ def export_onnx(spec: ModelSpec, out_dir: Path) -> dict[str, object]:
     out_dir.mkdir(parents=True, exist_ok=True)
     vision, comparison = torch_modules(spec)
     assert isinstance(vision, nn.Module) and isinstance(comparison, nn.Module)
-    weights = weights_sha256()
+    weights = weights_sha256(spec.backbone)
     model_id = spec.model_id(weights)
     manifest = Manifest(
         model_id=model_id,
@@ -269,4 +269,4 @@ def ensure_onnx(spec: ModelSpec, out_dir: Path) -> None:
             raise
         export_onnx(spec, out_dir)
         return
-    verify_manifest(out_dir, spec.model_id(weights_sha256()), require=required)
+    verify_manifest(out_dir, spec_model_id(spec), require=required)

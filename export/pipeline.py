@@ -19,7 +19,7 @@ from tqdm import tqdm
 from edge.engines.artifacts import Encoder, Precision, onnx_file
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
 from edge.engines.parity import ParityError, Tolerance, compare
-from edge.inspection.model import ModelSpec, weights_sha256
+from edge.inspection.model import ModelSpec, spec_model_id
 from export.calibration import CalibrationSet
 from export.fp16 import convert_fp16
 from export.gates import (
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def _verified_fp32(spec: ModelSpec, out_dir: Path) -> Manifest:
     return verify_manifest(
-        out_dir, spec.model_id(weights_sha256()), require=(onnx_file("vision"), onnx_file("comparison"))
+        out_dir, spec_model_id(spec), require=(onnx_file("vision"), onnx_file("comparison"))
     )
 
 

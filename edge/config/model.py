@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from edge.config.base import ConfigPath, Section
+from edge.inspection.backbone_catalog import DEFAULT_BACKBONE, BackboneName
 
 Backend = Literal["tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"]
 
@@ -32,6 +33,13 @@ class ModelSection(Section):
         default=(320, 320),
         strict=False,  # a YAML list; the items stay strict integers
         description=f"Inference input [height, width], multiples of {INPUT_SIDE_MULTIPLE}.",
+    )
+    backbone: BackboneName = Field(
+        default=DEFAULT_BACKBONE,
+        description=(
+            "ImageNet backbone of the vision encoder (lite0, lite1, lite2: EfficientNet-Lite; mobilenetv2). "
+            "Part of the model id: artifacts and golden banks are made for one backbone."
+        ),
     )
     precision: Literal["fp32", "fp16", "int8"] = Field(
         default="fp32", description="Numeric precision of the engine (int8 needs the calibrated Q/DQ ONNX)."

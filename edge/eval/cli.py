@@ -1,4 +1,4 @@
-"""``edge eval DATASET [--k K] [--perturb line] [--out DIR]``."""
+"""``edge eval DATASET [--k K] [--perturb line] [--backbone B] [--out DIR]``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from edge.inspection.backbone_catalog import BACKBONE_NAMES, DEFAULT_BACKBONE
 from edge.inspection.model import ModelSpec, load_encoders
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--artifacts", type=Path, default=None, help="artifact dir (default: per-user cache)")
     p.add_argument(
+        "--backbone",
+        choices=BACKBONE_NAMES,
+        default=DEFAULT_BACKBONE,
+        help=f"ImageNet backbone of the vision encoder (default {DEFAULT_BACKBONE})",
+    )
+    p.add_argument(
         "--fusion",
         choices=["max", "mean", "geo"],
         default=None,
@@ -49,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     settings = InspectorSettings()
     if args.fusion:
         settings = replace(settings, fusion=args.fusion)
-    encoders = load_encoders(ModelSpec(), args.backend, args.artifacts, args.precision, args.calib)
+    spec = ModelSpec(backbone=args.backbone)
+    encoders = load_encoders(spec, args.backend, args.artifacts, args.precision, args.calib)
     log.info("model %s on %s (%s)", encoders.model_id, encoders.backend, encoders.state)
     inspector = Inspector(encoders, settings)
     try:

@@ -102,12 +102,12 @@ def build_banks(
         VISION_FILE,
         ModelSpec,
         configured_encoders,
-        weights_sha256,
+        spec_model_id,
     )
     from edge.inspection.preprocess import ImageError
 
-    spec = ModelSpec(input_size=config.config.model.input_size)
-    model_id = encoders.model_id if encoders is not None else spec.model_id(weights_sha256())
+    spec = ModelSpec(input_size=config.config.model.input_size, backbone=config.config.model.backbone)
+    model_id = encoders.model_id if encoders is not None else spec_model_id(spec)
     inspector: Inspector | None = None
     if encoders is not None:
         inspector = Inspector(encoders)
@@ -141,7 +141,9 @@ def build_banks(
             model = config.config.model
             try:
                 inspector = Inspector(
-                    configured_encoders(model.input_size, artifact_dir, model.precision, model.backends)
+                    configured_encoders(
+                        model.input_size, artifact_dir, model.precision, model.backends, model.backbone
+                    )
                 )
             except FileNotFoundError as exc:
                 report.skus.append(SkuReport(sku=sku.id, images=len(golden), problems=[str(exc)]))

@@ -46,7 +46,7 @@ def refresh(
         (``aborted`` with the reason when the export fails its gates).
 
     """
-    from edge.inspection.model import ModelSpec, weights_sha256
+    from edge.inspection.model import ModelSpec, spec_model_id
 
     active = load_active_config(root)
     if isinstance(active, SafeMode):
@@ -54,8 +54,8 @@ def refresh(
         reason = f"nothing to refresh: no usable active config ({active.reason})"
         return FlashResult(flash_id="", result="unchanged", reason=reason)
     model = active.config.model
-    spec = ModelSpec(input_size=(int(model.input_size[0]), int(model.input_size[1])))
-    current = spec.model_id(weights_sha256())
+    spec = ModelSpec(input_size=(int(model.input_size[0]), int(model.input_size[1])), backbone=model.backbone)
+    current = spec_model_id(spec)
     artifact_dir = active.resolved.paths.get("model.artifact_dir", Path(model.artifact_dir))
     exported = _exported_model(artifact_dir)
     banks = str(active.manifest.get("model_id") or "")

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from edge.inspection.backbone import LITE_MEAN, LITE_STD, EfficientNetLite0, load_pretrained
+from edge.inspection.backbone import DEFAULT_BACKBONE, Backbone, BackboneName, load_pretrained
 
 DESCRIPTOR_GRID = 4
 
@@ -34,11 +34,12 @@ def gaussian_kernel1d(sigma: float) -> torch.Tensor:
 
 
 class VisionEncoder(nn.Module):
-    """EfficientNet-Lite0 trunk -> fused stride-8 features, locally aggregated and L2-normalised.
+    """ImageNet backbone trunk -> fused stride-8 features, locally aggregated and L2-normalised.
 
     Input: ``image`` uint8 ``[B, H, W, 3]`` RGB, ``H`` and ``W`` multiples of 64 (``input_size`` is the
     reference size the graph is exported and calibrated at; each SKU runs at its own size).
-    The stride-8 (40 ch) and stride-16 (112 ch, upsampled) maps are each L2-normalised before being
+    The stride-8 and stride-16 (upsampled) maps (EfficientNet-Lite0: 40 + 112 channels; the counts of every
+    backbone in :data:`edge.inspection.backbone.BACKBONES`) are each L2-normalised before being
     concatenated, so neither scale dominates the similarity; a 3x3 average then aggregates each location's
     neighbourhood (PatchCore-style) which makes features tolerant to sub-cell shifts and sensor noise.
     The descriptor is a 4x4 grid-pooled stride-16 map: spatial layout matters for telling apart views of one
@@ -49,25 +50,37 @@ class VisionEncoder(nn.Module):
         self,
         input_size: tuple[int, int] = (320, 320),
         blur_sigma: float = 0.0,
-        backbone: EfficientNetLite0 | None = None,
+        backbone: Backbone | BackboneName = DEFAULT_BACKBONE,
     ) -> None:
+        """Build the encoder.
+
+        Args:
+            input_size: Reference (height, width), multiples of 64.
+            blur_sigma: Gaussian pre-smoothing in input pixels (0 = none).
+            backbone: A backbone name (its ImageNet weights are loaded) or a built backbone (tests).
+
+        """
         super().__init__()
         if any(side <= 0 or side % (16 * DESCRIPTOR_GRID) for side in input_size):
             raise ValueError(f"input_size sides must be positive multiples of 64, got {input_size}")
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        trunk = backbone if backbone is not None else load_pretrained()
+        trunk = backbone if isinstance(backbone, Backbone) else load_pretrained(backbone)
         trunk.truncate()
         self.backbone = trunk
         self.blur_sigma = float(blur_sigma)
         taps = gaussian_kernel1d(blur_sigma) if blur_sigma > 0 else torch.ones(1)
         self.register_buffer("blur_taps", taps, persistent=False)
-        self.register_buffer("mean", torch.tensor(LITE_MEAN), persistent=False)
-        self.register_buffer("inv_std", torch.tensor(1.0 / LITE_STD), persistent=False)
+        # Each backbone is normalised as its weights were trained (Lite: one scalar pair; torchvision's
+        # MobileNetV2: ImageNet mean/std per RGB channel); inside the graph, so no runtime can get it wrong.
+        info = trunk.info
+        self.register_buffer("mean", torch.tensor(info.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("inv_std", 1.0 / torch.tensor(info.std).view(1, 3, 1, 1), persistent=False)
+        self._channels = info.feature_channels
 
     @property
     def channels(self) -> int:
         """Channels of the fused feature map."""
-        return 40 + 112
+        return self._channels
 
     def _blur(self, x: torch.Tensor) -> torch.Tensor:
         taps: torch.Tensor = self.blur_taps  # type: ignore[assignment]

@@ -14,15 +14,15 @@ import numpy as np
 
 from edge.engines.artifacts import Precision
 from edge.engines.base import Runner, TensorSpec
+from edge.inspection.backbone_catalog import DEFAULT_BACKBONE, BackboneName, backbone_info
 
 VISION_FILE = "vision_encoder.onnx"
 COMPARISON_FILE = "comparison_encoder.onnx"
-FEATURE_CHANNELS = 152
 FEATURE_STRIDE = 8
 
 
 #: Modules whose code defines the exported graphs.
-GRAPH_MODULES = ("backbone.py", "encoder.py", "comparison.py")
+GRAPH_MODULES = ("backbone_catalog.py", "backbone.py", "encoder.py", "comparison.py")
 
 
 def code_sha256(sources: Iterable[tuple[str, str]]) -> str:
@@ -65,11 +65,23 @@ class ModelSpec:
         blur_sigma: Gaussian pre-smoothing inside the encoder (input pixels); frozen features are fragile to
             sensor noise and blur, smoothing both frame and template before encoding evens that out
             (measured: bottle image AUROC under line nuisance 0.93 at sigma 1, 0.998 at sigma 2, clean 1.0).
+        backbone: ImageNet backbone of the vision encoder (:data:`edge.inspection.backbone.BACKBONES`); it
+            sets the feature channels, the preprocessing and the weights, so it is part of the model id.
 
     """
 
     input_size: tuple[int, int] = (320, 320)
     blur_sigma: float = 2.0
+    backbone: BackboneName = DEFAULT_BACKBONE
+
+    def __post_init__(self) -> None:
+        """Refuse an unknown backbone here, not deep inside an export."""
+        backbone_info(self.backbone)
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the fused feature map (the comparison encoder's and the golden banks' ``C``)."""
+        return backbone_info(self.backbone).feature_channels
 
     @property
     def feature_size(self) -> tuple[int, int]:
@@ -81,7 +93,8 @@ class ModelSpec:
         blob = json.dumps(
             {"weights": weights_sha256, "graph": graph_code_sha256(), **asdict(self)}, sort_keys=True
         ).encode()
-        return "lite0-" + hashlib.sha256(blob).hexdigest()[:12]
+        # The backbone leads the id so that an operator can tell models apart in folder names and on `state`.
+        return f"{self.backbone}-" + hashlib.sha256(blob).hexdigest()[:12]
 
     def vision_inputs(self) -> tuple[TensorSpec, ...]:
         """IO contract of the vision encoder (batch, height and width are dynamic).
@@ -96,8 +109,8 @@ class ModelSpec:
         """IO contract of the comparison encoder (templates and feature-map size are dynamic)."""
         f32 = np.dtype(np.float32)
         return (
-            TensorSpec("query", f32, (1, FEATURE_CHANNELS, "fh", "fw")),
-            TensorSpec("templates", f32, ("k", FEATURE_CHANNELS, "fh", "fw")),
+            TensorSpec("query", f32, (1, self.feature_channels, "fh", "fw")),
+            TensorSpec("templates", f32, ("k", self.feature_channels, "fh", "fw")),
             TensorSpec("template_valid", f32, ("k", 1, "fh", "fw")),
         )
 
@@ -123,17 +136,20 @@ class Encoders:
         return self.vision.backend
 
 
-def weights_sha256() -> str:
-    """SHA-256 of the ImageNet weights file (cached per process)."""
-    global _WEIGHTS_SHA
-    if _WEIGHTS_SHA is None:
-        from edge.inspection.backbone import file_sha256, weights_path
+@functools.cache
+def weights_sha256(backbone: BackboneName) -> str:
+    """SHA-256 of a backbone's ImageNet weights file, checked against the pinned one (cached per process).
 
-        _WEIGHTS_SHA = file_sha256(weights_path())
-    return _WEIGHTS_SHA
+    The backbone is a required argument: a default would silently key a Lite2 model with Lite0's weights.
+    """
+    from edge.inspection.backbone_catalog import verified_weights_sha256
+
+    return verified_weights_sha256(backbone)
 
 
-_WEIGHTS_SHA: str | None = None
+def spec_model_id(spec: ModelSpec) -> str:
+    """Model id of ``spec`` with the weights of its own backbone."""
+    return spec.model_id(weights_sha256(spec.backbone))
 
 
 def torch_modules(spec: ModelSpec) -> tuple[object, object]:
@@ -141,7 +157,9 @@ def torch_modules(spec: ModelSpec) -> tuple[object, object]:
     from edge.inspection.comparison import ComparisonEncoder
     from edge.inspection.encoder import VisionEncoder
 
-    vision = VisionEncoder(input_size=spec.input_size, blur_sigma=spec.blur_sigma).eval()
+    vision = VisionEncoder(
+        input_size=spec.input_size, blur_sigma=spec.blur_sigma, backbone=spec.backbone
+    ).eval()
     comparison = ComparisonEncoder().eval()
     return vision, comparison
 
@@ -158,7 +176,7 @@ def torch_encoders(spec: ModelSpec) -> Encoders:
         spec=spec,
         vision=TorchRunner(vision, spec.vision_inputs(), VISION_OUTPUTS),
         comparison=TorchRunner(comparison, spec.comparison_inputs(), COMPARISON_OUTPUTS),
-        model_id=spec.model_id(weights_sha256()),
+        model_id=spec_model_id(spec),
     )
 
 
@@ -167,7 +185,7 @@ def default_artifact_dir(spec: ModelSpec) -> Path:
     import os
 
     root = Path(os.environ.get("EDGE_ARTIFACT_CACHE", Path.home() / ".cache" / "edge-inspection" / "models"))
-    return root / spec.model_id(weights_sha256())
+    return root / spec_model_id(spec)
 
 
 def onnx_encoders(
@@ -187,7 +205,7 @@ def onnx_encoders(
     from export.onnx_export import ensure_onnx
 
     directory = artifact_dir or default_artifact_dir(spec)
-    model_id = spec.model_id(weights_sha256())
+    model_id = spec_model_id(spec)
     ensure_onnx(spec, directory)
     if precision != "fp32":
         _ensure_precision(spec, directory, precision, calibration_dir)
@@ -247,7 +265,11 @@ def load_encoders(
 
 
 def configured_encoders(
-    input_size: tuple[int, int], artifact_dir: Path, precision: Precision, backends: Sequence[str]
+    input_size: tuple[int, int],
+    artifact_dir: Path,
+    precision: Precision,
+    backends: Sequence[str],
+    backbone: BackboneName = DEFAULT_BACKBONE,
 ) -> Encoders:
     """Encoders as a station config asks for them: its precision and its backend preference.
 
@@ -263,12 +285,13 @@ def configured_encoders(
 
     if precision != "fp32" and not (artifact_dir / onnx_file("vision", precision)).is_file():
         calib = " --calib <golden images>" if precision == "int8" else ""
+        option = f" --backbone {backbone}" if backbone != DEFAULT_BACKBONE else ""
         raise FileNotFoundError(
             f"model.precision is {precision} but {artifact_dir} has no {precision} encoders: "
-            f"run `edge export {precision} --out {artifact_dir}{calib}` first"
+            f"run `edge export {precision} --out {artifact_dir}{option}{calib}` first"
         )
     return onnx_encoders(
-        ModelSpec(input_size=(int(input_size[0]), int(input_size[1]))),
+        ModelSpec(input_size=(int(input_size[0]), int(input_size[1])), backbone=backbone),
         artifact_dir,
         precision=precision,
         preference=tuple(backends),

@@ -303,11 +303,19 @@ class StationApp:
         """Load the encoders on the first available backend of ``model.backends`` (kept across reloads)."""
         model = boot.config.model
         artifact_dir = boot.resolved.paths.get("model.artifact_dir", Path(model.artifact_dir))
-        key = (tuple(model.input_size), str(artifact_dir), model.precision, tuple(model.backends))
+        key = (
+            tuple(model.input_size),
+            str(artifact_dir),
+            model.precision,
+            tuple(model.backends),
+            model.backbone,
+        )
         if self._encoders is not None and self._encoders_key == key:
             return self._encoders
         # The config's precision and backend preference; `state` says what was skipped and why.
-        self._encoders = configured_encoders(model.input_size, artifact_dir, model.precision, model.backends)
+        self._encoders = configured_encoders(
+            model.input_size, artifact_dir, model.precision, model.backends, model.backbone
+        )
         self._encoders_key = key
         log.info("encoders: %s on %s", self._encoders.model_id, self._encoders.backend)
         return self._encoders

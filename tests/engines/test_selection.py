@@ -9,7 +9,7 @@ import pytest
 from edge.engines.artifacts import onnx_file
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
 from edge.engines.selection import BackendUnavailableError, Probe, open_runners
-from edge.inspection.model import weights_sha256
+from edge.inspection.model import spec_model_id
 from engines.artifact_set import SPEC, copy_set
 from export.fingerprint import DeviceFingerprint, GpuUnavailableError
 from export.manifest import ManifestError
@@ -28,7 +28,7 @@ def test_without_gpu_falls_back_to_cpu_and_says_why(
     artifacts: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="edge.engines.selection"):
-        selected = open_runners(artifacts, "fp32", model_id=SPEC.model_id(weights_sha256()))
+        selected = open_runners(artifacts, "fp32", model_id=spec_model_id(SPEC))
     choice = selected.choice
     assert choice.backend == "onnxruntime-cpu"
     assert [r.split(":")[0] for r in choice.reasons] == ["tensorrt", "onnxruntime-cuda"]

@@ -20,7 +20,10 @@ from export.onnx_export import example_vision
 def test_parity_feeds_follow_the_encoders_contracts(artifacts: Path) -> None:
     comparison = OnnxRuntimeRunner(artifacts / onnx_file("comparison"))
     feeds = parity_feeds(comparison.inputs, dynamic=3)
-    assert feeds["templates"].shape == (3, 152, 16, 16) and feeds["templates"].dtype == np.float32
+    assert (
+        feeds["templates"].shape == (3, SPEC.feature_channels, 16, 16)
+        and feeds["templates"].dtype == np.float32
+    )
     np.testing.assert_allclose(np.linalg.norm(feeds["query"], axis=1), 1.0, rtol=1e-5)
     assert set(np.unique(feeds["template_valid"])) <= {0.0, 1.0}
     vision = OnnxRuntimeRunner(artifacts / onnx_file("vision"))

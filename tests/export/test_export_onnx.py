@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,14 @@ from onnx import numpy_helper
 
 from edge.engines.artifacts import MANIFEST_FILE, onnx_file
 from edge.engines.parity import ParityError
-from edge.inspection.model import COMPARISON_OUTPUTS, VISION_OUTPUTS, torch_modules, weights_sha256
+from edge.inspection.backbone_catalog import BACKBONE_NAMES, BackboneName, backbone_info
+from edge.inspection.model import (
+    COMPARISON_OUTPUTS,
+    VISION_OUTPUTS,
+    onnx_encoders,
+    spec_model_id,
+    torch_modules,
+)
 from export.manifest import ManifestError, load_manifest
 from export.onnx_export import OPSET, PARITY_ATOL, check_parity, ensure_onnx, example_vision
 
@@ -29,8 +37,8 @@ def test_fp32_export_declares_named_io_dynamic_dims_and_opset(artifacts: Path) -
     assert [o.name for o in vision.graph.output] == list(VISION_OUTPUTS)
     assert [o.name for o in comparison.graph.output] == list(COMPARISON_OUTPUTS)
     assert _dims(vision, "image") == ["batch", "height", "width", 3]
-    assert _dims(comparison, "query") == [1, 152, "fh", "fw"]
-    assert _dims(comparison, "templates") == ["k", 152, "fh", "fw"]
+    assert _dims(comparison, "query") == [1, SPEC.feature_channels, "fh", "fw"]
+    assert _dims(comparison, "templates") == ["k", SPEC.feature_channels, "fh", "fw"]
     assert _dims(comparison, "template_valid") == ["k", 1, "fh", "fw"]
     assert {op.domain: op.version for op in vision.opset_import}[""] == OPSET
     # TensorRT takes uint8 only as network IO feeding a cast: the cast must come first.
@@ -40,7 +48,7 @@ def test_fp32_export_declares_named_io_dynamic_dims_and_opset(artifacts: Path) -
 
 def test_fp32_parity_figures_are_recorded_and_within_tolerance(artifacts: Path) -> None:
     manifest = load_manifest(artifacts)
-    assert manifest.model_id == SPEC.model_id(weights_sha256())
+    assert manifest.model_id == spec_model_id(SPEC)
     assert manifest.opset == OPSET
     for name in (onnx_file("vision"), onnx_file("comparison")):
         parity = manifest.files[name].parity
@@ -53,7 +61,7 @@ def test_fp32_parity_figures_are_recorded_and_within_tolerance(artifacts: Path) 
 def test_exported_models_run_with_other_batch_and_k(artifacts: Path) -> None:
     vision = ort.InferenceSession(str(artifacts / onnx_file("vision")), providers=["CPUExecutionProvider"])
     features, descriptor = vision.run(None, {"image": example_vision(SPEC, batch=3)})
-    assert features.shape == (3, 152, 16, 16) and descriptor.shape[0] == 3
+    assert features.shape == (3, SPEC.feature_channels, 16, 16) and descriptor.shape[0] == 3
     comparison = ort.InferenceSession(
         str(artifacts / onnx_file("comparison")), providers=["CPUExecutionProvider"]
     )
@@ -103,3 +111,35 @@ def test_ensure_onnx_exports_when_there_is_no_manifest(artifacts: Path, tmp_path
     ensure_onnx(SPEC, directory)
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     assert set(manifest["files"]) == {onnx_file("vision"), onnx_file("comparison")}
+
+
+@pytest.mark.parametrize("backbone", [b for b in BACKBONE_NAMES if b != SPEC.backbone])
+def test_every_backbone_exports_with_the_same_io_contract_and_runs_in_onnx_runtime(
+    backbone: BackboneName, tmp_path: Path
+) -> None:
+    # The default backbone is covered by the session's artifact set above; the others by this.
+    spec = replace(SPEC, backbone=backbone)
+    encoders = onnx_encoders(spec, tmp_path / backbone, threads=1)
+    manifest = load_manifest(tmp_path / backbone)
+    assert manifest.model_id == spec_model_id(spec) == encoders.model_id
+    assert manifest.model_id.startswith(f"{backbone}-") and manifest.spec["backbone"] == backbone
+    channels = backbone_info(backbone).feature_channels
+    comparison = onnx.load(str(tmp_path / backbone / onnx_file("comparison")))
+    vision = onnx.load(str(tmp_path / backbone / onnx_file("vision")))
+    assert [i.name for i in vision.graph.input] == ["image"]
+    assert [o.name for o in vision.graph.output] == list(VISION_OUTPUTS)
+    assert [o.name for o in comparison.graph.output] == list(COMPARISON_OUTPUTS)
+    assert _dims(comparison, "templates") == ["k", channels, "fh", "fw"]
+    # Dynamic height/width: a 128x192 SKU runs on the graph exported at 128x128.
+    out = encoders.vision.infer({"image": example_vision(spec, batch=2)[:, :, :64].repeat(3, axis=2)})
+    features = out["features"]
+    assert features.shape == (2, channels, 16, 24)
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-4)
+    assert out["descriptor"].shape == (2, 16 * backbone_info(backbone).stride16_channels)
+    feeds = {
+        "query": features[:1],
+        "templates": features[1:],
+        "template_valid": np.ones((1, 1, 16, 24), np.float32),
+    }
+    anomaly = encoders.comparison.infer(feeds)["anomaly"]
+    assert anomaly.shape == (1, 1, 16, 24) and np.isfinite(anomaly).all()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engines.artifact_set import copy_set
+from engines.artifact_set import SPEC, copy_set
 from engines.fake_tensorrt import FakeGpu
 from packaging.version import Version
 
@@ -70,8 +70,9 @@ def test_profiles_cover_the_declared_dynamic_dims(artifacts: Path) -> None:
         assert ranges["fh"][2] >= h // 8 and ranges["fw"][2] >= w // 8
     sides = {"fh": (8, 16, 32), "fw": (8, 16, 32)}
     comparison = profile_shapes(artifacts / onnx_file("comparison"), {"k": (1, 2, 6), **sides})
-    assert comparison["query"] == ((1, 152, 8, 8), (1, 152, 16, 16), (1, 152, 32, 32))
-    assert comparison["templates"] == ((1, 152, 8, 8), (2, 152, 16, 16), (6, 152, 32, 32))
+    c = SPEC.feature_channels
+    assert comparison["query"] == ((1, c, 8, 8), (1, c, 16, 16), (1, c, 32, 32))
+    assert comparison["templates"] == ((1, c, 8, 8), (2, c, 16, 16), (6, c, 32, 32))
     with pytest.raises(EngineBuildError, match="dynamic dim 'fh' has no range"):
         profile_shapes(artifacts / onnx_file("comparison"), {"batch": (1, 1, 4)})
 

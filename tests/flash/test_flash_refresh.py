@@ -11,7 +11,7 @@ import edge.inspection.model as model_module
 from edge.config.safe_mode import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
 from edge.flash.refresh import refresh
-from edge.inspection.model import ModelSpec, weights_sha256
+from edge.inspection.model import ModelSpec, spec_model_id
 from edge.inspection.synthetic import write_sku
 from export.manifest import load_manifest
 from export.onnx_export import export_onnx
@@ -42,7 +42,7 @@ def test_refresh_reexports_and_reflashes_only_when_the_model_changed(
 
     # An update that changes the encoders' code changes the model id: old artifacts and banks are stale.
     monkeypatch.setattr(model_module, "graph_code_sha256", lambda: "f" * 64)
-    updated = ModelSpec(input_size=SIZE).model_id(weights_sha256())
+    updated = spec_model_id(ModelSpec(input_size=SIZE))
     assert updated != active(root).manifest["model_id"]
     result = refresh(root, by="updater")
     assert result.result == "committed", result.reason

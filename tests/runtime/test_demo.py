@@ -52,7 +52,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 
 def test_demo_workspace_drops_another_models_artifacts_and_keeps_its_own(tmp_path: Path) -> None:
     from edge.demo import prepare_demo
-    from edge.inspection.model import ModelSpec, weights_sha256
+    from edge.inspection.model import ModelSpec, spec_model_id
     from export.manifest import Manifest, write_manifest
 
     artifacts = tmp_path / "demo" / "artifacts"
@@ -67,7 +67,7 @@ def test_demo_workspace_drops_another_models_artifacts_and_keeps_its_own(tmp_pat
     assert not (artifacts / "vision_encoder.onnx").exists(), "stale export of another model kept"
     assert artifacts.is_dir()
 
-    current = ModelSpec().model_id(weights_sha256())
+    current = spec_model_id(ModelSpec())
     exported(current)
     prepare_demo(tmp_path / "demo")
     assert (artifacts / "vision_encoder.onnx").read_bytes() == current.encode()

@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS parts (
     files       TEXT NOT NULL DEFAULT '{}',
     bytes       INTEGER NOT NULL DEFAULT 0,
     width       INTEGER,
-    height      INTEGER
+    height      INTEGER,
+    cut_short   TEXT
 );
 CREATE INDEX IF NOT EXISTS parts_by_time ON parts (archived_at);
 CREATE INDEX IF NOT EXISTS parts_by_sku ON parts (sku, archived_at);
@@ -97,6 +98,8 @@ class PartRecord:
     Attributes:
         dir: Folder of its images, relative to the archive root (``None``: no images, e.g. no frame).
         files: Image kind (:data:`IMAGE_KINDS`) -> file name inside ``dir``.
+        cut_short: Why archiving this part stopped before its images were written (the station stopped
+            while it was encoding them, ...); ``None`` when the part is archived completely.
         bytes: Disk space of its files (what the quota counts).
         boxes: ``[x, y, w, h, score, area]`` in frame pixels.
         disposition: Latest disposition (filled by queries), ``None`` when not reviewed.
@@ -123,6 +126,7 @@ class PartRecord:
     bytes: int = 0
     width: int | None = None
     height: int | None = None
+    cut_short: str | None = None
     disposition: str | None = None
     defect_class: str | None = None
     comment: str | None = None
@@ -233,8 +237,11 @@ class PromotionRecord:
 _PART_COLUMNS = (
     "part_id", "seq", "sku", "verdict", "score", "threshold", "boxes", "template_id", "model_id", "backend",
     "config_id", "config_hash", "reason", "frame_ts", "archived_at", "dir", "files", "bytes", "width",
-    "height",
+    "height", "cut_short",
 )  # fmt: skip
+
+_ADDED_COLUMNS = {"cut_short": "TEXT"}
+"""Part columns newer than the first index format: added in place to an older index when it is opened."""
 
 _FROM = f"FROM parts p LEFT JOIN dispositions d ON d.part_id = p.part_id AND d.id IN {_LATEST}"
 
@@ -272,6 +279,10 @@ class ArchiveIndex:
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(parts)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in present:  # an index written by an older station: rows keep NULL
+                    self._db.execute(f"ALTER TABLE parts ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         """Close the database."""

@@ -196,6 +196,8 @@ class StationApp:
         self.started = threading.Event()
         self.review: StationReview | None = None  # outlives reloads (see edge.review.station)
         self._recent = RecentParts()
+        # Threads a stop had to leave behind inside a native call: (what, still running?).
+        self._left_behind: list[tuple[str, Callable[[], bool]]] = []
 
     # -- the whole life ------------------------------------------------------------------------------------
 
@@ -232,6 +234,16 @@ class StationApp:
             if self.parts.pid_file is not None:
                 remove_pid_file(self.parts.pid_file)
         return EXIT_SAFE_MODE if self.in_safe_mode else EXIT_OK
+
+    def left_running(self) -> list[str]:
+        """What a stop had to leave running inside a native call (an archive encoding, a hung inference).
+
+        Such a thread must not be alive while the interpreter finalizes: CPython 3.11 ends a daemon thread
+        that comes back from C++ code during finalization with ``pthread_exit``, and its unwinding through
+        the C++ frame aborts the process (SIGABRT). ``edge run`` exits without finalization when this is
+        not empty (:func:`edge.runtime.cli.leave`).
+        """
+        return [what for what, alive in self._left_behind if alive()]
 
     def request_stop(self, reason: str = "station stopped") -> None:
         """Stop the station (from any thread, or a signal handler)."""
@@ -566,8 +578,11 @@ class StationApp:
     def stop(self, reason: str) -> None:
         """Stop capture, drain, flush the outbox, publish offline; release everything."""
         parts = self.parts
-        if parts.pipeline is not None and not parts.pipeline.stop():
-            log.error("not every part's verdict was stored before the stop")
+        if parts.pipeline is not None:
+            if not parts.pipeline.stop():
+                log.error("not every part's verdict was stored before the stop")
+            for thread in parts.pipeline.workers.threads_alive():
+                self._left_behind.append((f"inspection worker {thread.name}", thread.is_alive))
         self.teardown(reason)
 
     def teardown(self, reason: str) -> None:
@@ -585,8 +600,8 @@ class StationApp:
             parts.sparkplug.stop()  # NDEATH: a clean disconnect discards the will
         if parts.outbox is not None:
             parts.outbox.close()
-        if parts.archive is not None:
-            parts.archive.close()
+        if parts.archive is not None and not parts.archive.close():
+            self._left_behind.append(("archive writer", parts.archive.is_writing))
         if parts.metrics_server is not None:
             parts.metrics_server.stop()
         pid_file = parts.pid_file

@@ -9,11 +9,22 @@ Encoding images takes milliseconds, so the archive runs on its own thread behind
 cannot keep up, archive entries (never verdicts) are skipped and counted in :attr:`ImageArchive.skipped`.
 Before each entry is written the :class:`~edge.review.retention.Retention` makes room: oldest parts go first
 to stay under the quota and to leave the file system its reserve; an entry that cannot fit is skipped.
+
+The archive never holds up or crashes a stop. :meth:`ImageArchive.close` gives the writer ``timeout_s`` to
+finish what is queued; then every part not written yet (the one being encoded, those still queued) is
+recorded in the index as *cut short* (``cut_short`` says why; no images), and the writer stops at its next
+step. A step is one OpenCV call, which cannot be interrupted: a frame of 144 MP takes seconds to encode as
+PNG. If one still runs when ``close`` returns, :meth:`ImageArchive.is_writing` says so and the process must
+not finalize the interpreter around it: CPython 3.11 ends a daemon thread that comes back from C++ code
+during finalization with ``pthread_exit``, whose unwinding through OpenCV's frame aborts the process
+(``terminate called without an active exception``, SIGABRT). ``edge run`` then exits without
+finalization (:func:`edge.runtime.cli.leave`). Heatmap and overlay are made at most
+:data:`PREVIEW_MAX_SIDE` pixels wide or high, so their cost does not grow with the frame.
 """
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import json
 import logging
 import os
@@ -43,13 +54,23 @@ TemplateLookup = Callable[[str, str], npt.NDArray[np.uint8] | None]
 """``(sku, template id) -> template image`` (grey or RGB), ``None`` when unknown."""
 
 EXPIRE_EVERY_S = 60.0
-#: At process exit, how long the writer may still take to finish the part it is writing.
-EXIT_WAIT_S = 60.0
-#: Index note of a part whose images were not written because the station was stopping.
-CUT_SHORT_REASON = "archiving cut short at shutdown: images not written"
 """How often parts past the retention period are looked for."""
 
+PREVIEW_MAX_SIDE = 4096
+"""Longest side of the heatmap and overlay images. The anomaly map is coarse (tens of cells a side) and the
+review UI scales images to the screen, so a larger preview shows nothing more; at the frame's own size a
+12000 x 12000 frame made the overlay arithmetic take 13 s and 1.7 GB (float32)."""
+
+CUT_SHORT_GRACE_S = 1.0
+"""After the timeout of :meth:`ImageArchive.close`, how long the writer gets to reach its next step."""
+
 _FLAGGED = (Verdict.NG, Verdict.NOT_INSPECTED, Verdict.ERROR)
+
+_Entry = tuple[Part, VerdictPayload, InspectionResult | None]
+
+
+class _CutShortError(Exception):
+    """Internal: the archive is closing past its timeout; the entry being written stops here."""
 
 
 @dataclass(frozen=True)
@@ -100,18 +121,20 @@ class ImageArchive:
         self.retention.expire()
         self._last_expiry = time.monotonic()
         self._random = random.Random(seed)
-        self._queue: queue.Queue[tuple[Part, VerdictPayload, InspectionResult | None] | None] = queue.Queue(
-            maxsize=backlog
-        )
+        self._queue: queue.Queue[_Entry | None] = queue.Queue(maxsize=backlog)
         self._idle = threading.Condition()
         self._pending = 0
-        self._closing = threading.Event()
+        self.cut_short = 0
+        """Entries recorded as cut short (without images) because the archive closed before writing them."""
+        self._closed = False
+        self._abort = threading.Event()  # set by close() past its timeout: stop writing, record the rest
+        self._cut_reason = "station stopping"
+        self._entry_lock = threading.Lock()  # orders the writer's index row against close() cutting it short
+        self._current: _Entry | None = None
+        self._current_claimed = False
+        # A daemon: a writer stuck in a native call must not keep the process alive (see the module doc).
         self._thread = threading.Thread(target=self._run, name="archive", daemon=True)
         self._thread.start()
-        # If the process exits while the writer is inside OpenCV (a huge frame being encoded), a daemon
-        # thread killed in native code aborts the interpreter ("terminate called without an active
-        # exception"). At exit, the writer is told to stop and given time to finish its current part.
-        atexit.register(self._finish_at_exit)
 
     def __call__(self, part: Part, verdict: VerdictPayload, result: InspectionResult | None) -> None:
         """Queue the part when it is flagged (NG, NOT_INSPECTED, ERROR) or a sampled OK."""
@@ -135,27 +158,67 @@ class ImageArchive:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Stop: the part being written is finished; parts still queued are indexed as cut short, no images.
+    def is_writing(self) -> bool:
+        """Whether the writer thread still runs (after :meth:`close`: inside a native call)."""
+        return self._thread.is_alive()
 
-        Returns within ``timeout_s``; a writer still busy then (a very large frame) finishes in the
-        background, and at the latest the process waits :data:`EXIT_WAIT_S` for it at exit.
+    def close(self, timeout_s: float = 5.0) -> bool:
+        """Write what is queued within ``timeout_s``, record what is not as cut short, and stop.
+
+        Bounded: returns after at most ``timeout_s`` + :data:`CUT_SHORT_GRACE_S` seconds, whatever the writer
+        is doing. Idempotent.
+
+        Returns:
+            ``True`` when the writer has stopped (the index is closed); ``False`` when it is still inside a
+            native call (see the module docstring: the process must then exit without finalization).
+
         """
-        self._closing.set()
-        self._queue.put(None)
-        self._thread.join(timeout_s)
+        if self._closed:
+            return not self._thread.is_alive()
+        self._closed = True
+        deadline = time.monotonic() + timeout_s
+        # Behind whatever is queued; a full queue makes room as the writer goes, or the deadline passes.
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=max(0.0, timeout_s))
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
-            log.warning(
-                "archive: still writing a part after %.0f s; it finishes in the background", timeout_s
-            )
-        else:
-            atexit.unregister(self._finish_at_exit)
+            self._cut_reason = f"station stopping: archiving cut short after {timeout_s:g} s"
+            self._abort.set()
+            n = self._cut_short_unwritten()
+            log.warning("archive: %d part(s) not written within %g s; recorded as cut short", n, timeout_s)
+            self._thread.join(CUT_SHORT_GRACE_S)
+        if self._thread.is_alive():
+            log.warning("archive writer still inside an encoding call; the index stays open until exit")
+            return False
+        self.index.close()
+        return True
 
-    def _finish_at_exit(self) -> None:
-        if self._thread.is_alive():
-            self._closing.set()
-            self._queue.put(None)
-            self._thread.join(EXIT_WAIT_S)
+    def _cut_short_unwritten(self) -> int:
+        """Record the entry being written and every queued one as cut short (from the closing thread)."""
+        entries: list[_Entry] = []
+        with self._entry_lock:
+            if self._current is not None and not self._current_claimed:
+                self._current_claimed = True  # the writer drops its own result for it
+                entries.append(self._current)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                entries.append(item)
+                self._done()
+        for part, verdict, _ in entries:
+            self._record_cut_short(part, verdict)
+        return len(entries)
+
+    def _record_cut_short(self, part: Part, verdict: VerdictPayload) -> None:
+        try:
+            self.index.add_part(self._record(part, verdict, time.time(), cut_short=self._cut_reason))
+            with self._entry_lock:
+                self.cut_short += 1
+        except Exception:  # the index is a review aid; a stop must go on
+            log.exception("archive: cannot record part %s as cut short", part.part_id)
 
     def _done(self) -> None:
         with self._idle:
@@ -163,32 +226,37 @@ class ImageArchive:
             self._idle.notify_all()
 
     def _run(self) -> None:
-        while True:
+        while not self._abort.is_set():  # past close()'s timeout: close() has recorded what is queued
             try:
                 item = self._queue.get(timeout=EXPIRE_EVERY_S)
             except queue.Empty:
                 self._expire()
                 continue
             if item is None:
-                self.index.close()
                 return
-            if time.monotonic() - self._last_expiry >= EXPIRE_EVERY_S:
-                self._expire()
             part, verdict, result = item
+            with self._entry_lock:
+                self._current, self._current_claimed = item, False
             try:
-                if self._closing.is_set():
-                    # Shutting down: no time to encode; the index still says the part existed and why it
-                    # has no images (never silently missing).
-                    self._write_cut_short(part, verdict)
-                    self.skipped += 1
-                elif self._write(part, verdict, result):
+                self._checkpoint()  # taken from the queue after close() emptied it: recorded just below
+                if time.monotonic() - self._last_expiry >= EXPIRE_EVERY_S:
+                    self._expire()
+                if self._write(part, verdict, result):
                     self.written += 1
                 else:
                     self.skipped += 1
+            except _CutShortError:
+                with self._entry_lock:
+                    claimed, self._current_claimed = self._current_claimed, True
+                if not claimed:  # close() did not see this entry: it is recorded here
+                    self._record_cut_short(part, verdict)
+                log.info("archiving part %s cut short (station stopping)", part.part_id)
             except Exception:
                 self.skipped += 1
                 log.exception("archiving part %s failed", part.part_id)
             finally:
+                with self._entry_lock:
+                    self._current = None
                 self._done()
 
     def _expire(self) -> None:
@@ -201,11 +269,22 @@ class ImageArchive:
 
     # -- one entry ---------------------------------------------------------------------------------------
 
+    def _checkpoint(self) -> None:
+        """Between two encoding steps: stop here when :meth:`close` gave up waiting."""
+        if self._abort.is_set():
+            raise _CutShortError
+
     def _write(self, part: Part, verdict: VerdictPayload, result: InspectionResult | None) -> bool:
-        """Encode, make room, write the folder atomically, then index it. ``False``: no room (skipped)."""
+        """Encode, make room, write the folder atomically, then index it. ``False``: no room (skipped).
+
+        Raises:
+            _CutShortError: The archive is closing past its timeout (the entry is recorded by ``close``).
+
+        """
         files = self._encode(part, result)
         files["verdict.json"] = json.dumps(verdict.to_dict(), indent=1).encode("utf-8")
         size = sum(len(b) for b in files.values())
+        self._checkpoint()
         if not self.retention.make_room(size):
             log.error("archive has no room for part %s (%d bytes): not archived", part.part_id, size)
             return False
@@ -218,26 +297,27 @@ class ImageArchive:
             rel_dir = f"parts/{day}/{stem}-{part.seq}"
             self._write_folder(self.root / rel_dir, files)
             kinds = {name.split(".")[0]: name for name in files if name != "verdict.json"}
-        self.index.add_part(
-            self._record(part, verdict, verdict.reason, archived_at, rel_dir, kinds, size if rel_dir else 0)
-        )
+        record = self._record(part, verdict, archived_at, rel_dir=rel_dir, files=kinds, size=size)
+        with self._entry_lock:
+            if self._current_claimed:
+                # close() recorded it as cut short meanwhile; its folder is an orphan that the next start's
+                # reconcile() removes, so index and disk agree.
+                raise _CutShortError
+            self.index.add_part(record)
         return True
-
-    def _write_cut_short(self, part: Part, verdict: VerdictPayload) -> None:
-        """Index a part without images: archiving was cut short by shutdown."""
-        note = CUT_SHORT_REASON if not verdict.reason else f"{verdict.reason}; {CUT_SHORT_REASON}"
-        self.index.add_part(self._record(part, verdict, note, time.time(), None, {}, 0))
 
     def _record(
         self,
         part: Part,
         verdict: VerdictPayload,
-        reason: str | None,
         archived_at: float,
-        rel_dir: str | None,
-        kinds: dict[str, str],
-        size: int,
+        *,
+        rel_dir: str | None = None,
+        files: dict[str, str] | None = None,
+        size: int = 0,
+        cut_short: str | None = None,
     ) -> PartRecord:
+        """The index row of a part: its verdict, and where its images are (none when cut short)."""
         height, width = (part.frame.height, part.frame.width) if part.frame is not None else (None, None)
         return PartRecord(
             part_id=verdict.part_id,
@@ -252,30 +332,39 @@ class ImageArchive:
             backend=verdict.backend,
             config_id=self.config.config_id,
             config_hash=self.config.config_hash,
-            reason=reason,
+            reason=verdict.reason,
             frame_ts=verdict.frame_ts,
             archived_at=archived_at,
             dir=rel_dir,
-            files=kinds,
-            bytes=size,
+            files=files or {},
+            bytes=size if rel_dir else 0,
             width=width,
             height=height,
+            cut_short=cut_short,
         )
 
     def _encode(self, part: Part, result: InspectionResult | None) -> dict[str, bytes]:
+        # A checkpoint after every OpenCV call: each is the longest the writer cannot be stopped.
         if part.frame is None:
             return {}
         frame = np.asarray(cv2.cvtColor(part.frame.image, cv2.COLOR_RGB2BGR), np.uint8)
+        self._checkpoint()
         files = {"frame.png": _png(frame)}
+        self._checkpoint()
         if result is None:
             return files
         template = self._template(result)
         if template is not None:
             files["template.png"] = _png(template)
+            self._checkpoint()
         if result.anomaly_map.size:
-            heat = heatmap(result.anomaly_map, result.threshold, frame.shape[:2])
+            preview = _preview(frame)
+            self._checkpoint()
+            heat = heatmap(result.anomaly_map, result.threshold, preview.shape[:2])
             files["heatmap.jpg"] = _jpg(heat)
-            files["overlay.jpg"] = _jpg(overlay(frame, heat, result.anomaly_map, result.threshold))
+            self._checkpoint()
+            files["overlay.jpg"] = _jpg(overlay(preview, heat, result.anomaly_map, result.threshold))
+            self._checkpoint()
         return files
 
     def _template(self, result: InspectionResult) -> npt.NDArray[np.uint8] | None:
@@ -327,6 +416,16 @@ def overlay(
     alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
     out = frame_bgr.astype(np.float32) * (1.0 - alpha) + heat_bgr.astype(np.float32) * alpha
     return np.asarray(np.clip(out, 0, 255), np.uint8)
+
+
+def _preview(frame_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The frame at most :data:`PREVIEW_MAX_SIDE` a side, aspect kept (the frame itself when smaller)."""
+    h, w = frame_bgr.shape[:2]
+    scale = PREVIEW_MAX_SIDE / max(h, w)
+    if scale >= 1.0:
+        return frame_bgr
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA), np.uint8)
 
 
 def _png(image: npt.NDArray[np.uint8]) -> bytes:

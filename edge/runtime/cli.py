@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -73,4 +76,31 @@ def run(args: argparse.Namespace) -> int:
         hang_timeout_s=args.hang_timeout,
         validate_outgoing=args.validate_payloads,
     )
-    return StationApp(options).run()
+    app = StationApp(options)
+    code = app.run()
+    return leave(code, app.left_running())
+
+
+def leave(code: int, left_running: Sequence[str]) -> int:
+    """Return ``code``, or end the process with it at once when threads are left inside native calls.
+
+    Called when the station has stopped: every verdict is stored and every file closed. A thread still
+    inside a native call (an archive encoding, a hung inference) must not outlive the start of interpreter
+    finalization: CPython 3.11 ends a daemon thread that comes back from C++ code then with
+    ``pthread_exit``, and the unwinding through the C++ frame aborts the process (SIGABRT, "terminate
+    called without an active exception"). So the process leaves without finalization (``os._exit``), after
+    flushing the log and the standard streams.
+
+    Args:
+        code: The station's exit code.
+        left_running: What is still running (:meth:`StationApp.left_running`).
+
+    """
+    if not left_running:
+        return code
+    what = ", ".join(left_running)
+    log.warning("%s still inside a native call at exit: leaving without finalization", what)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

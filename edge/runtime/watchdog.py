@@ -163,6 +163,10 @@ class InspectionWorkers:
         for thread in [*(w.thread for w in self._workers), self._watchdog]:
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def threads_alive(self) -> list[threading.Thread]:
+        """Worker threads still running: after :meth:`stop`, those stuck in an inspection call."""
+        return [w.thread for w in (*self._workers, *self._abandoned) if w.thread.is_alive()]
+
     def claim_busy(self) -> list[Part]:
         """Abandon every worker still holding a part (at stop, past the drain deadline); return the parts."""
         claimed = []

@@ -12,11 +12,11 @@ from edge.capture.frame import Frame
 from edge.inspection.inspector import Inspector
 from edge.inspection.types import Verdict
 from edge.mqtt.payloads import VerdictPayload
-from edge.review.index import PartFilter
+from edge.review.index import PartFilter, PartRecord
 from edge.review.retention import RetentionPolicy
 from edge.runtime.archive import ImageArchive, bank_templates
 from edge.runtime.parts import Part
-from review.conftest import Inspected
+from review.conftest import Inspected, Ui
 
 QUOTA = 1_500_000
 
@@ -187,3 +187,14 @@ def test_ok_parts_are_sampled(tmp_path: Path, verdict: Verdict) -> None:
         assert 8 <= archive.index.count() <= 32
     finally:
         archive.close()
+
+
+def test_a_part_cut_short_shows_why_it_has_no_images(ui: Ui) -> None:
+    reason = "station stopping: archiving cut short after 5 s"
+    ui.review.index.add_part(
+        PartRecord(part_id="st1-000000009", verdict="NG", archived_at=time.time(), cut_short=reason)
+    )
+    session, _ = ui.login("olga")
+    status, _, body, _ = ui.request("GET", "/parts/st1-000000009", cookie=session)
+    assert status == 200
+    assert f"Images not archived: {reason}".encode() in body and b"no frame image" in body

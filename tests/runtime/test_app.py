@@ -8,10 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 from fixtures.mosquitto import MosquittoBroker
@@ -22,6 +25,7 @@ from edge.config.safe_mode import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
 from edge.inspection.model import ModelSpec, default_artifact_dir, onnx_encoders
 from edge.mqtt import Outbox
+from edge.review.index import INDEX_NAME, ArchiveIndex
 from edge.runtime.app import EXIT_SAFE_MODE
 from runtime.conftest import write_parts
 from runtime.support import assert_contiguous, wait_verdicts
@@ -163,28 +167,6 @@ def test_invalid_config_enters_safe_mode_and_keeps_serving(
     sub.close()
 
 
-def test_a_corrupt_golden_image_gives_safe_mode_with_its_path_and_no_traceback(
-    tmp_path: Path,
-    mosquitto: MosquittoBroker,
-    artifact_dir: Path,
-    start_station: Any,
-) -> None:
-    config = station_config(tmp_path, mosquitto, artifact_dir)
-    corrupt = tmp_path / "golden" / "zz_corrupt.png"
-    corrupt.write_bytes(b"not an image")
-    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
-    sub.wait_subscribed()
-    proc = start_station(config)
-    log = tmp_path / "station.log"
-    safe = wait_state(sub, "safe_mode", 120, log)
-    assert f"golden image {corrupt}: not a readable image" in safe["reason"]
-    assert "Error" not in safe["reason"]  # no Python class name on `state` for the line to decode
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == EXIT_SAFE_MODE
-    assert "Traceback" not in log.read_text()
-    sub.close()
-
-
 @pytest.mark.slow
 def test_flash_onto_a_running_station_commits_what_it_runs_and_rolls_back_what_it_refuses(
     tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, monkeypatch: pytest.MonkeyPatch
@@ -279,6 +261,67 @@ def test_the_configured_precision_is_what_the_station_runs_and_publishes(
     assert wait_verdicts(sub, 2, timeout_s=60, root=ROOT)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
+    sub.close()
+
+
+@pytest.mark.slow
+def test_a_huge_frame_neither_blocks_nor_crashes_the_stop_and_its_part_is_in_the_archive(
+    tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, start_station: Any
+) -> None:
+    # Issue 11: a 12000 x 12000 frame among the replay images (loop off) made the station abort at exit
+    # (SIGABRT, "terminate called without an active exception"): the archive was still encoding it in
+    # OpenCV when the interpreter finalized, and the part never reached the archive index.
+    replay = {"dir": "replay", "fps": 5, "loop": False}
+    camera = {"source": "replay", "replay": replay, "max_frame_pixels": 150_000_000}
+    config = station_config(tmp_path, mosquitto, artifact_dir, camera=camera)
+    assert cv2.imwrite(str(tmp_path / "replay" / "002b.png"), np.full((12000, 12000, 3), 128, np.uint8))
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    found = wait_verdicts(sub, 7, timeout_s=300, root=ROOT)
+    start = time.monotonic()
+    rc = proc.wait(60)  # drain + outbox flush + archive, each bounded
+    assert rc == 0, log.read_text()[-3000:]
+    assert time.monotonic() - start < 45
+    text = log.read_text()
+    assert "source replay:replay ended" in text and "terminate called" not in text
+    assert_contiguous(found)
+    assert found[3]["verdict"] == "NG", "the uniform grey frame is nothing like the golden plates"
+    index = ArchiveIndex(tmp_path / "archive" / INDEX_NAME)
+    try:
+        flagged = [v for v in found if v["verdict"] != "OK"]
+        for verdict in flagged:
+            record = index.part(verdict["part_id"])
+            assert record is not None, f"{verdict['part_id']} ({verdict['verdict']}) missing from the archive"
+            assert (record.cut_short is None) == bool(record.files), record
+        huge = index.part(found[3]["part_id"])
+        assert huge is not None and (huge.width, huge.height) == (12000, 12000)
+        assert huge.files or huge.cut_short == "station stopping: archiving cut short after 5 s"
+    finally:
+        index.close()
+    sub.close()
+
+
+def test_a_corrupt_golden_image_gives_safe_mode_with_its_path_and_no_traceback(
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    artifact_dir: Path,
+    start_station: Any,
+) -> None:
+    config = station_config(tmp_path, mosquitto, artifact_dir)
+    corrupt = tmp_path / "golden" / "zz_corrupt.png"
+    corrupt.write_bytes(b"not an image")
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    safe = wait_state(sub, "safe_mode", 120, log)
+    assert f"golden image {corrupt}: not a readable image" in safe["reason"]
+    assert "Error" not in safe["reason"]  # no Python class name on `state` for the line to decode
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == EXIT_SAFE_MODE
+    assert "Traceback" not in log.read_text()
     sub.close()
 
 

@@ -304,6 +304,7 @@ class ImageArchive:
                 # reconcile() removes, so index and disk agree.
                 raise _CutShortError
             self.index.add_part(record)
+            self._current = None  # written: from now on close() must not cut it short
         return True
 
     def _record(

@@ -39,7 +39,7 @@ class VisionEncoder(nn.Module):
     Input: ``image`` uint8 ``[B, H, W, 3]`` RGB, ``H`` and ``W`` multiples of 64 (``input_size`` is the
     reference size the graph is exported and calibrated at; each SKU runs at its own size).
     The stride-8 and stride-16 (upsampled) maps (EfficientNet-Lite0: 40 + 112 channels; the counts of every
-    backbone in :data:`edge.inspection.backbone.BACKBONES`) are each L2-normalised before being
+    backbone in :data:`edge.inspection.backbone_catalog.BACKBONES`) are each L2-normalised before being
     concatenated, so neither scale dominates the similarity; a 3x3 average then aggregates each location's
     neighbourhood (PatchCore-style) which makes features tolerant to sub-cell shifts and sensor noise.
     The descriptor is a 4x4 grid-pooled stride-16 map: spatial layout matters for telling apart views of one

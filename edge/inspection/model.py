@@ -65,8 +65,9 @@ class ModelSpec:
         blur_sigma: Gaussian pre-smoothing inside the encoder (input pixels); frozen features are fragile to
             sensor noise and blur, smoothing both frame and template before encoding evens that out
             (measured: bottle image AUROC under line nuisance 0.93 at sigma 1, 0.998 at sigma 2, clean 1.0).
-        backbone: ImageNet backbone of the vision encoder (:data:`edge.inspection.backbone.BACKBONES`); it
-            sets the feature channels, the preprocessing and the weights, so it is part of the model id.
+        backbone: ImageNet backbone of the vision encoder
+            (:data:`edge.inspection.backbone_catalog.BACKBONES`); it sets the feature channels, the
+            preprocessing and the weights, so it is part of the model id.
 
     """
 

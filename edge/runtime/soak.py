@@ -23,7 +23,7 @@ Scenarios (``SCENARIOS``): ``broker-kill`` (SIGKILL twice, restarted, no persist
 ``broker-kill-persistent`` (the same with persistence), ``station-kill`` (SIGKILL, restart on the same
 data), ``malformed-commands``
 (a flood of bad commands on ``cmd/*``: every one answered on ``reply``, verdicts keep flowing), ``bad-frames``
-(corrupt, truncated, and a 74-byte PNG claiming 50000x50000 pixels: an ``ERROR`` verdict each),
+(corrupt, truncated, and a 69-byte PNG claiming 50000x50000 pixels: an ``ERROR`` verdict each),
 ``acl-denial`` (the broker denies ``verdict`` for a while: refused verdicts kept, ``state`` says ``fault``,
 all delivered once allowed), ``tls-wrong-ca`` (the station trusts another CA: it must not connect, keeps every
 verdict, delivers all after a restart with the right CA) and, in the full run only, ``huge-frame`` (a valid
@@ -167,7 +167,7 @@ def account(
 
 
 def bomb_png(width: int = 50000, height: int = 50000) -> bytes:
-    """A tiny PNG (74 bytes) whose header claims ``width`` x ``height`` RGB pixels (a decompression bomb)."""
+    """A tiny PNG (69 bytes) whose header claims ``width`` x ``height`` RGB pixels (a decompression bomb)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -374,7 +374,7 @@ class Soak:
                 raise RuntimeError(
                     f"the station exited with {station.process.returncode}:\n{station.log()[-3000:]}"
                 )
-            return sum(s.get("status") == "online" for s in rec.on("state")) > after
+            return sum(s.get("status") == "online" for s in rec.on("state")) > after  # type: ignore[no-any-return]
 
         rec.wait(up, self.settings.start_timeout_s, "state online")
 
@@ -422,7 +422,8 @@ class Soak:
                 station.start()
                 self.online(rec, station)
                 for fraction in (0.3, 0.6):
-                    rec.wait(lambda f=fraction: rec.verdict_count() >= int(frames * f), 120, "verdicts")
+                    wanted = int(frames * fraction)
+                    rec.wait(lambda: rec.verdict_count() >= wanted, 120, "verdicts")  # noqa: B023 (now)
                     broker.kill()
                     time.sleep(1.0)  # parts keep coming; their verdicts wait in the outbox
                     broker.restart()

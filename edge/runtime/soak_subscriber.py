@@ -88,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.on_message = recorder.on_message
         client.on_connect = lambda c, *_: c.subscribe([(f"{topic_root}/{t}", 1) for t in TOPICS])
         client.on_subscribe = lambda *_: subscribed.set()
-        client.reconnect_delay_set(0.1, 1.0)  # a restarted broker is back within a second or two
-        properties = Properties(PacketTypes.CONNECT)
+        client.reconnect_delay_set(1, 2)  # a restarted broker is back within a second or two
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
         client.connect(host, int(port), clean_start=False, properties=properties)
         client.loop_start()

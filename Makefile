@@ -11,7 +11,7 @@ export MALLOC_MMAP_THRESHOLD_ := 17179869184
 export MALLOC_TRIM_THRESHOLD_ := 17179869184
 export MALLOC_TOP_PAD_ := 536870912
 
-.PHONY: install system-deps test test-fast lint format demo bench eval gpu-check clean
+.PHONY: install system-deps test test-fast lint format demo bench soak eval gpu-check clean
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ demo: install system-deps
 
 bench: install
 	$(EDGE) bench
+
+# Fault injection on loopback (broker/station SIGKILL, bad frames and commands, ACL denial, wrong CA): a table
+# of what held; exits 1 if any scenario lost a verdict. `edge soak --short` (a few minutes) runs in make test.
+soak: install system-deps
+	$(EDGE) soak --out runs/soak/results.json
 
 eval: install
 	$(EDGE) eval ../shared/data/deeppcb --perturb line --out runs/eval-deeppcb

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "edge.capture.cli",
     "edge.runtime.cli",
     "edge.demo",
+    "edge.runtime.soak",
     "edge.enroll.cli",
     "edge.review.cli",
 )

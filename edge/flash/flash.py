@@ -28,12 +28,12 @@ from edge.config.loader import parse_document, validate_document
 from edge.config.render import config_hash
 from edge.config.resolve import ResolvedConfig, default_allowed_roots, resolve_config
 from edge.config.signing import SignatureError, load_trusted_keys, signature_path, verify_file
-from edge.flash.banks import BankReport, build_banks, capability_lines
 from edge.flash.hooks import HookContext, HookReport, run_hooks
 from edge.flash.interrupted import PENDING_NAME, Resolution, clear_pending, mark_pending, resolve_locked
 from edge.flash.journal import Journal, now, who
 from edge.flash.reload import ReloadRequest, request_reload, station_outcome
 from edge.flash.slots import CONFIG_NAME, SlotError, StationRoot, write_json_durable
+from edge.golden.banks import BankReport, build_banks, capability_lines
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class FlashResult:
     slot: str | None = None
     previous_slot: str | None = None
     steps: list[str] = field(default_factory=list)
-    #: per SKU, what the station can see (``edge.flash.banks.capability_lines``); the CLI prints it.
+    #: per SKU, what the station can see (``edge.golden.banks.capability_lines``); the CLI prints it.
     capability: list[str] = field(default_factory=list)
 
     @property

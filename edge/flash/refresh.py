@@ -17,16 +17,16 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.config.safe_mode import ActiveConfig, SafeMode, load_active_config
+from edge.artifacts.names import MANIFEST_FILE
 from edge.config.signing import signature_path
-from edge.engines.artifacts import MANIFEST_FILE
+from edge.flash.active import ActiveConfig, SafeMode, load_active_config
 from edge.flash.flash import FlashOptions, FlashResult, flash
 from edge.flash.journal import who
 from edge.flash.revision import new_revision
 from edge.flash.slots import CONFIG_NAME
 
 if TYPE_CHECKING:
-    from edge.inspection.model import ModelSpec
+    from edge.model.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def refresh(
         (``aborted`` with the reason when the export fails its gates).
 
     """
-    from edge.inspection.model import ModelSpec, spec_model_id
+    from edge.model.spec import ModelSpec, spec_model_id
 
     active = load_active_config(root)
     if isinstance(active, SafeMode):
@@ -86,7 +86,7 @@ def refresh(
 
 
 def _exported_model(artifact_dir: Path) -> str | None:
-    from export.manifest import ManifestError, load_manifest
+    from edge.artifacts.manifest import ManifestError, load_manifest
 
     try:
         return load_manifest(artifact_dir).model_id
@@ -96,8 +96,8 @@ def _exported_model(artifact_dir: Path) -> str | None:
 
 def _reexport(spec: ModelSpec, artifact_dir: Path, precision: str, active: ActiveConfig) -> None:
     """Replace the artifact set with the running model's export, in the configured precision."""
+    from edge.artifacts.manifest import ManifestError, load_manifest
     from export.calibration import load_calibration
-    from export.manifest import ManifestError, load_manifest
     from export.onnx_export import export_onnx
     from export.pipeline import export_fp16, export_int8
 

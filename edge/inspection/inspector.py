@@ -18,25 +18,25 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.engines.encoders import Encoders
 from edge.inspection import selfconfig
 from edge.inspection.augment import LinePerturbation
 from edge.inspection.bank import Calibration, SkuBank, image_sha256, shown_label
 from edge.inspection.box_scoring import BoxSample, mask_boxes, score_boxes
 from edge.inspection.defects import defect_set
-from edge.inspection.limits import ENROLL_BATCH, MEMORY_CHUNKS
 from edge.inspection.memory import PatchMemory
-from edge.inspection.model import Encoders
 from edge.inspection.postprocess import defect_boxes, fuse
-from edge.inspection.preprocess import ImageError, PreparedImage, ViewSettings, as_rgb, prepare
 from edge.inspection.registration import (
     RegistrationSettings,
     register,
     scale_affine,
     warp_to_frame,
 )
-from edge.inspection.sizing import resize_to, sku_geometry
 from edge.inspection.types import InspectionResult, Registration, Verdict
 from edge.inspection.whole_part import MIN_PARTS, WholePartModel, leave_one_out, pooled
+from edge.model.limits import ENROLL_BATCH, MEMORY_CHUNKS
+from edge.model.preprocess import ImageError, PreparedImage, ViewSettings, as_rgb, prepare
+from edge.model.sizing import resize_to, sku_geometry
 
 FloatMap = npt.NDArray[np.float32]
 

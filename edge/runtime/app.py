@@ -20,7 +20,6 @@ every trigger ``NOT_INSPECTED``, keeps serving status, and tries again on a relo
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -45,12 +44,12 @@ from edge.config.errors import ConfigError
 from edge.config.mqtt import MqttSection
 from edge.config.render import config_hash
 from edge.config.resolve import ResolvedConfig, default_allowed_roots, load_and_resolve
-from edge.config.safe_mode import SafeMode, load_active_config
 from edge.config.station import StationSection
+from edge.engines.encoders import Encoders, configured_encoders
+from edge.flash.active import SafeMode, load_active_config
 from edge.flash.reload import read_reload_request, write_station_status
 from edge.inspection.bank import BankError, SkuBank
 from edge.inspection.inspector import InspectionError, Inspector
-from edge.inspection.model import Encoders, configured_encoders
 from edge.mqtt.client import MqttSettings, StationMqtt
 from edge.mqtt.handshake import Handshake
 from edge.mqtt.outbox import Outbox, OutboxError
@@ -337,7 +336,7 @@ class StationApp:
         inspector = Inspector(encoders)
         banks_dir = boot.banks_dir
         if banks_dir is None:
-            from edge.flash.banks import build_banks  # the flash's own enrollment + self-test, reused
+            from edge.golden.banks import build_banks  # the flash's own enrollment + self-test, reused
 
             data_dir = boot.resolved.paths.get("storage.data_dir", Path(boot.config.storage.data_dir))
             banks_dir = data_dir / "banks"
@@ -516,16 +515,14 @@ class StationApp:
             self._update_review()
             return
         root = self.options.root
-        from edge.flash.cli import hooks_dir  # the same hooks `edge flash` would run
+        from edge.flash.hooks import find_hooks_dir  # the same hooks `edge flash` would run
 
         try:
             self.review = StationReview(
                 setup,
                 status=self._review_snapshot,
                 publish=lambda review: self.parts.mqtt.publish_review(review) if self.parts.mqtt else None,
-                feedback=GoldenFeedback(root, hooks_dir=hooks_dir(argparse.Namespace(hooks_dir=None), root))
-                if root is not None
-                else None,
+                feedback=GoldenFeedback(root, hooks_dir=find_hooks_dir(root)) if root is not None else None,
             )
         except OSError as exc:  # a busy port must not keep the line from running
             log.error("review UI not started on %s:%d: %s", setup.bind, setup.port, exc)

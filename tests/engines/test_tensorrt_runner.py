@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.engines.artifacts import engine_file, onnx_file
-from edge.engines.base import EngineInputError
+from edge.artifacts.names import engine_file, onnx_file
+from edge.model.io import EngineInputError
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
 from edge.engines.parity import cosine_along_channels
 from edge.engines.selection import open_runners

@@ -7,7 +7,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.cli import main as flash_main
 from edge.flash.flash import FlashOptions, flash, resolve_interrupted
 from edge.flash.interrupted import PENDING_NAME, mark_pending, read_pending

@@ -21,12 +21,13 @@ from fixtures.mosquitto import MosquittoBroker
 from fixtures.mqtt_subscriber import Subscriber
 from fixtures.sparkplug_host import SparkplugHost
 
-from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
-from edge.inspection.model import ModelSpec, default_artifact_dir, onnx_encoders
+from edge.model.spec import ModelSpec
 from edge.mqtt import Outbox
 from edge.review.index import INDEX_NAME, ArchiveIndex
 from edge.runtime.app import EXIT_SAFE_MODE
+from export.ensure import ensure_artifacts
 from runtime.conftest import write_parts
 from runtime.support import assert_contiguous, wait_verdicts
 
@@ -37,9 +38,7 @@ ROOT = "plant/l1/st9"
 @pytest.fixture(scope="session")
 def artifact_dir() -> Path:
     """The per-user ONNX cache (exported once, shared with the station subprocesses)."""
-    spec = ModelSpec()
-    onnx_encoders(spec)
-    return default_artifact_dir(spec)
+    return ensure_artifacts(ModelSpec())
 
 
 def station_config(tmp_path: Path, broker: MosquittoBroker, artifact_dir: Path, **extra: Any) -> Path:

@@ -61,8 +61,9 @@ def run_demo(
     """Run the demo; returns the exit code."""
     # Imported when the demo runs, not when `edge` builds its parser: torch (export) and the station are
     # heavy, and every `edge` command imports this module to register `edge demo`.
-    from edge.runtime.app import RunOptions, StationApp
+    from edge.runtime.app import StationApp
     from edge.runtime.broker import BrokerUnavailable, LocalBroker, free_port
+    from edge.runtime.options import RunOptions
     from export.ensure import ensure_artifacts
 
     local = None

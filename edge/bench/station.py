@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.runtime.app import RunOptions, StationApp
+from edge.runtime.app import StationApp
 from edge.runtime.broker import LocalBroker
+from edge.runtime.options import RunOptions
 from edge.synthetic.console import epoch
 from edge.synthetic.workspace import prepare_demo
 from export.ensure import ensure_artifacts

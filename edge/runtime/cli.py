@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run the station with the parsed arguments."""
-    from edge.runtime.app import RunOptions, StationApp
+    from edge.runtime.app import StationApp
+    from edge.runtime.options import RunOptions
 
     config: Path | None = args.config
     if config is None and args.root is None:

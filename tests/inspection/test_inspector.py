@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.model.io import EngineInputError
 from edge.engines.encoders import Encoders
 from edge.inspection.augment import LinePerturbation
 from edge.inspection.inspector import InspectionError, Inspector, InspectorSettings, SkuSettings
 from edge.inspection.types import Verdict
+from edge.model.io import EngineInputError
 from edge.model.preprocess import ImageError
 from edge.synthetic.parts import DEFECTS, make_part
 

@@ -1,4 +1,4 @@
-"""The IO contract: output names spelled without torch agree with the modules' NamedTuples (the ONNX names)."""
+"""The IO contract: output names spelled without torch agree with the NamedTuples (the ONNX names)."""
 
 from __future__ import annotations
 

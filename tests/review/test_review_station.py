@@ -21,7 +21,8 @@ from edge.flash.flash import FlashOptions, flash
 from edge.model.spec import ModelSpec
 from edge.mqtt.validate import validate
 from edge.review.auth import hash_password
-from edge.runtime.app import RunOptions, StationApp
+from edge.runtime.app import StationApp
+from edge.runtime.options import RunOptions
 from export.ensure import ensure_artifacts
 from review.conftest import Ui
 

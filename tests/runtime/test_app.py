@@ -26,7 +26,7 @@ from edge.flash.flash import FlashOptions, flash
 from edge.model.spec import ModelSpec
 from edge.mqtt import Outbox
 from edge.review.index import INDEX_NAME, ArchiveIndex
-from edge.runtime.app import EXIT_SAFE_MODE
+from edge.runtime.options import EXIT_SAFE_MODE
 from export.ensure import ensure_artifacts
 from runtime.conftest import write_parts
 from runtime.support import assert_contiguous, wait_verdicts

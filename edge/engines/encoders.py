@@ -119,7 +119,9 @@ def _check_present(spec: ModelSpec, directory: Path, precision: Precision, model
 
     command = export_command(spec, directory, precision)
     if not (directory / onnx_file("vision", precision)).is_file():
-        raise ArtifactsMissingError(f"{directory} has no {precision} encoders for model {model_id}", command)
+        raise ArtifactsMissingError(
+            f"model.precision is {precision} but {directory} has no {precision} encoders", command
+        )
     try:
         exported = load_manifest(directory).model_id
     except ManifestError as exc:

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     from edge.eval.datasets import DatasetError
     from edge.eval.runner import run_eval
-    from edge.inspection.inspector import Inspector, InspectorSettings
+    from edge.inspection.inspector import Inspector
+    from edge.inspection.settings import InspectorSettings
     from export.ensure import ensure_artifacts  # torch: only when an evaluation runs
 
     settings = InspectorSettings()

@@ -24,7 +24,8 @@ from edge.eval.outcome import CategoryOutcome, Example
 from edge.eval.report import write_report
 from edge.inspection.augment import LinePerturbation, transform_box
 from edge.inspection.box_scoring import BoxXYXY, bbox_mask_iou, match_boxes
-from edge.inspection.inspector import Inspector, SkuSettings
+from edge.inspection.inspector import Inspector
+from edge.inspection.settings import SkuSettings
 from edge.inspection.types import InspectionResult, Verdict
 
 log = logging.getLogger(__name__)

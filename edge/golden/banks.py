@@ -34,7 +34,8 @@ from edge.artifacts.names import onnx_file
 from edge.config.resolve import ResolvedConfig
 from edge.config.skus import SkuSection
 from edge.engines.encoders import Encoders, configured_encoders
-from edge.inspection.inspector import InspectionError, Inspector, SkuSettings
+from edge.inspection.inspector import Inspector
+from edge.inspection.settings import InspectionError, SkuSettings
 from edge.model.backbone_catalog import file_sha256
 from edge.model.preprocess import ImageError
 from edge.model.spec import ModelSpec, spec_model_id

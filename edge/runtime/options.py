@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from edge.capture.errors import CaptureError
 from edge.inspection.bank import BankError
-from edge.inspection.inspector import InspectionError
+from edge.inspection.settings import InspectionError
 from edge.runtime.pipeline import InspectFn
 
 if TYPE_CHECKING:

@@ -38,7 +38,7 @@ from edge.capture.frame import Frame
 from edge.capture.part import Part
 from edge.capture.settings import TriggerMode
 from edge.capture.source import FrameSource
-from edge.inspection.inspector import InspectionError
+from edge.inspection.settings import InspectionError
 from edge.inspection.types import InspectionResult
 from edge.model.preprocess import ImageError
 from edge.mqtt.payloads import VerdictPayload

@@ -18,7 +18,8 @@ from edge.artifacts.manifest import load_manifest
 from edge.artifacts.names import engine_file, onnx_file
 from edge.config.skus import SkuSection
 from edge.engines.tensorrt_runner import TensorRtRunner
-from edge.inspection.inspector import Inspector, InspectorSettings
+from edge.inspection.inspector import Inspector
+from edge.inspection.settings import InspectorSettings
 from edge.model.backbone_catalog import file_sha256
 from edge.model.sizing import sku_input_size
 from export import tensorrt_build

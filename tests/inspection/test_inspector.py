@@ -8,7 +8,8 @@ import pytest
 
 from edge.engines.encoders import Encoders
 from edge.inspection.augment import LinePerturbation
-from edge.inspection.inspector import InspectionError, Inspector, InspectorSettings, SkuSettings
+from edge.inspection.inspector import Inspector
+from edge.inspection.settings import InspectionError, InspectorSettings, SkuSettings
 from edge.inspection.types import Verdict
 from edge.model.io import EngineInputError
 from edge.model.preprocess import ImageError

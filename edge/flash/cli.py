@@ -16,10 +16,11 @@ from pathlib import Path
 
 from edge.config.cli import station_root
 from edge.flash.active import ActiveConfig, load_active_config
-from edge.flash.flash import JOURNAL_NAME, FlashOptions, FlashResult, flash, rollback
+from edge.flash.flash import FlashOptions, FlashResult, flash
 from edge.flash.hooks import ENV_HOOKS_DIR, find_hooks_dir
 from edge.flash.interrupted import read_pending
-from edge.flash.journal import Journal
+from edge.flash.journal import JOURNAL_NAME, Journal
+from edge.flash.rollback import rollback
 
 
 def hooks_dir(args: argparse.Namespace, root: Path) -> Path | None:

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
         config = prepare_demo(Path("runs/demo")).config
     if args.root is not None:
         # A flash cut short (power loss mid-flash) is settled before the station reads its active slot.
-        from edge.flash.flash import resolve_interrupted
         from edge.flash.hooks import find_hooks_dir
+        from edge.flash.rollback import resolve_interrupted
 
         resolve_interrupted(args.root, hooks_dir=find_hooks_dir(args.root))
     options = RunOptions(

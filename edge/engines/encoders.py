@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.artifacts.manifest import ManifestError
+from edge.artifacts.manifest import ManifestError, load_manifest
 from edge.artifacts.names import Precision, onnx_file
 from edge.engines.base import Runner
 from edge.engines.selection import BACKEND_ORDER, open_runners
@@ -115,8 +115,6 @@ def onnx_encoders(
 
 def _check_present(spec: ModelSpec, directory: Path, precision: Precision, model_id: str) -> None:
     """Raise :class:`ArtifactsMissingError` when the set is absent, incomplete or for another model."""
-    from edge.artifacts.manifest import load_manifest
-
     command = export_command(spec, directory, precision)
     if not (directory / onnx_file("vision", precision)).is_file():
         raise ArtifactsMissingError(

@@ -19,6 +19,7 @@ import numpy as np
 from edge.engines.encoders import load_encoders
 from edge.eval.metrics import percentiles
 from edge.inspection.inspector import Inspector
+from edge.model.backbone_catalog import BACKBONES, DEFAULT_BACKBONE, BackboneName
 from edge.model.spec import ModelSpec
 from edge.synthetic.parts import DEFECTS, make_part
 
@@ -43,24 +44,26 @@ def bench_inspection(
     warmup: int = 10,
     seed: int = 0,
     every_branch: bool = False,
+    backbone: BackboneName = DEFAULT_BACKBONE,
 ) -> dict[str, Any]:
     """Per-stage latency (p50/p99 ms) of ``Inspector.inspect`` on synthetic parts of ``size`` px.
 
     The bench SKU configures itself like any SKU (a rigid, pixel-repeatable part: it may leave the patch
     memory out). ``every_branch`` then switches on every comparison (template, pixel, patch memory, whole
-    part) whatever it chose: the per-frame cost of a SKU that needs all of them.
+    part) whatever it chose: the per-frame cost of a SKU that needs all of them. ``backbone`` picks the vision
+    encoder's ImageNet backbone (``model.backbone``).
     """
     rng = np.random.default_rng(seed)
     # Imported here, not at the top: `edge` imports every command module to build its parser, and the
     # export pulls in torch (the tests in tests/test_layers.py count this import all the same).
     from export.ensure import ensure_artifacts
 
-    spec = ModelSpec()
+    spec = ModelSpec(backbone=backbone)
     if backend == "onnxruntime":
         ensure_artifacts(spec)  # built once into the per-user cache; the engines only load
     inspector = Inspector(load_encoders(spec, backend))
     bank = inspector.enroll("bench", [(f"g{i}", make_part(rng, size).image) for i in range(golden)])
-    label = inspector.encoders.backend
+    label = f"{inspector.encoders.backend} {backbone}"
     if every_branch and bank.calibration is not None:
         bank.calibration.maps = ["template", "pixel", "memory"]
         bank.calibration.whole_part = "max" if bank.whole_part is not None else "off"
@@ -124,6 +127,12 @@ def register(sub: Any) -> None:
     p.add_argument("--frames", type=int, default=200, help="frames per backend (>= 200 for p99)")
     p.add_argument("--size", type=int, default=640, help="frame side in pixels")
     p.add_argument("--backend", action="append", choices=["onnxruntime", "torch"], help="default: both")
+    p.add_argument(
+        "--backbone",
+        action="append",
+        choices=sorted(BACKBONES),
+        help=f"vision encoder backbone(s) to measure on ONNX Runtime besides the default {DEFAULT_BACKBONE}",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/bench/bench.json"))
     p.add_argument("--skip-precisions", action="store_true", help="skip the FP32 vs INT8 encoder table")
     p.add_argument("--skip-e2e", action="store_true", help="skip the end-to-end station run (MQTT)")
@@ -138,6 +147,12 @@ def run(args: argparse.Namespace) -> int:
 
     rows = [bench_inspection(b, args.frames, args.size) for b in (args.backend or ["onnxruntime", "torch"])]
     rows.append(bench_inspection("onnxruntime", args.frames, args.size, every_branch=True))
+    for backbone in args.backbone or []:
+        if backbone != DEFAULT_BACKBONE:
+            rows.append(bench_inspection("onnxruntime", args.frames, args.size, backbone=backbone))
+            rows.append(
+                bench_inspection("onnxruntime", args.frames, args.size, every_branch=True, backbone=backbone)
+            )
     print("\n== inspection latency per frame (edge/bench/cli.py) ==")
     print_table(rows)
     report: dict[str, Any] = {"machine": machine(), "inspection": rows}

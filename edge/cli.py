@@ -15,14 +15,14 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "edge.eval.cli",
-    "edge.bench",
+    "edge.bench.cli",
     "export.cli",
     "edge.config.cli",
     "edge.flash.cli",
     "edge.capture.cli",
     "edge.runtime.cli",
     "edge.demo",
-    "edge.runtime.soak",
+    "edge.soak.cli",
     "edge.enroll.cli",
     "edge.review.cli",
 )

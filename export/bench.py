@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.engines.artifacts import Precision, onnx_file
+from edge.artifacts.manifest import load_manifest, verify_manifest
+from edge.artifacts.names import Precision, onnx_file
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner, default_threads
-from edge.inspection.model import ModelSpec, default_artifact_dir, spec_model_id
-from export.manifest import load_manifest, verify_manifest
+from edge.model.spec import ModelSpec, default_artifact_dir, spec_model_id
 
 
 def _bench_image(spec: ModelSpec) -> np.ndarray:
-    from edge.inspection.preprocess import ViewSettings, prepare
-    from edge.inspection.synthetic import make_part
+    from edge.model.preprocess import ViewSettings, prepare
+    from edge.synthetic.parts import make_part
 
     part = make_part(np.random.default_rng(0))
     return prepare(part.image, spec.input_size, ViewSettings(), "bench").model_input[None]

@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.inspection.backbone import file_sha256
-from edge.inspection.preprocess import ImageError, ViewSettings, prepare
+from edge.model.backbone_catalog import file_sha256
+from edge.model.preprocess import ImageError, ViewSettings, prepare
+from edge.synthetic.parts import make_part
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 MIN_IMAGES = 4
@@ -90,7 +91,7 @@ def load_calibration(
     """Read golden images from ``directory`` and split them into calibration and held-out sets.
 
     Every fifth image (sorted by path) is held out. Images go through the runtime's own preprocessing
-    (:func:`edge.inspection.preprocess.prepare`), so the quantizer sees the activation ranges a station sees.
+    (:func:`edge.model.preprocess.prepare`), so the quantizer sees the activation ranges a station sees.
 
     Args:
         directory: Folder of golden images (searched recursively).
@@ -134,8 +135,6 @@ def load_calibration(
 
 def synthetic_calibration(input_size: tuple[int, int], count: int = 15, seed: int = 0) -> CalibrationSet:
     """Golden parts of the project's synthetic SKU, for when no real golden images are at hand."""
-    from edge.inspection.synthetic import make_part
-
     rng = np.random.default_rng(seed)
     views = ViewSettings()
     images = [prepare(make_part(rng).image, input_size, views, "synthetic").model_input for _ in range(count)]

@@ -21,14 +21,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from edge.engines.artifacts import PRECISIONS, Precision, parse_precision
-from edge.inspection.backbone_catalog import BACKBONE_NAMES, DEFAULT_BACKBONE
+from edge.artifacts.names import PRECISIONS, Precision, parse_precision
+from edge.model.backbone_catalog import BACKBONE_NAMES, DEFAULT_BACKBONE
 
 log = logging.getLogger(__name__)
 
 
 def _spec(args: argparse.Namespace) -> Any:
-    from edge.inspection.model import ModelSpec
+    from edge.model.spec import ModelSpec
 
     if args.input_size:
         return ModelSpec(input_size=tuple(args.input_size), backbone=args.backbone)
@@ -36,7 +36,7 @@ def _spec(args: argparse.Namespace) -> Any:
 
 
 def _out(args: argparse.Namespace, spec: Any) -> Path:
-    from edge.inspection.model import default_artifact_dir
+    from edge.model.spec import default_artifact_dir
 
     return Path(args.out) if args.out else default_artifact_dir(spec)
 
@@ -137,9 +137,9 @@ def register(sub: Any) -> None:
 
 
 def _run_steps(args: argparse.Namespace) -> int:
+    from edge.artifacts.manifest import ManifestError
     from edge.engines.parity import ParityError
     from export.calibration import CalibrationError
-    from export.manifest import ManifestError
     from export.onnx_export import ensure_onnx
     from export.pipeline import export_all, export_fp16, export_int8
 
@@ -176,7 +176,7 @@ def _run_steps(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from export.manifest import ManifestError, verify_manifest
+    from edge.artifacts.manifest import ManifestError, verify_manifest
 
     try:
         manifest = verify_manifest(args.dir, args.model_id)
@@ -188,9 +188,9 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _run_engines(args: argparse.Namespace) -> int:
+    from edge.artifacts.fingerprint import GpuUnavailableError
+    from edge.artifacts.manifest import ManifestError, load_manifest
     from edge.engines.parity import ParityError
-    from export.fingerprint import GpuUnavailableError
-    from export.manifest import ManifestError, load_manifest
     from export.tensorrt_build import EngineBuildError, build_engines
 
     try:
@@ -214,7 +214,7 @@ def _run_engines(args: argparse.Namespace) -> int:
 
 
 def _run_fingerprint(args: argparse.Namespace) -> int:
-    from export.fingerprint import GpuUnavailableError, device_fingerprint
+    from edge.artifacts.fingerprint import GpuUnavailableError, device_fingerprint
 
     try:
         print(device_fingerprint().to_json())

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.engines.artifacts import PRECISIONS
+from edge.artifacts.names import PRECISIONS
 
 
 def _latency(infer: object, feeds: dict[str, np.ndarray], runs: int) -> dict[str, float]:
@@ -40,10 +40,10 @@ def _latency(infer: object, feeds: dict[str, np.ndarray], runs: int) -> dict[str
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the GPU check; returns the exit code."""
+    from edge.artifacts.fingerprint import device_fingerprint, gpu_unavailable_reason
     from edge.engines.selection import open_runners
-    from edge.inspection.model import ModelSpec
+    from edge.model.spec import ModelSpec
     from export.calibration import load_calibration, synthetic_calibration
-    from export.fingerprint import device_fingerprint, gpu_unavailable_reason
     from export.onnx_export import example_vision
     from export.pipeline import export_all
     from export.tensorrt_build import build_engines

@@ -18,17 +18,18 @@ import onnx
 import torch
 from torch import nn
 
-from edge.engines.artifacts import MANIFEST_FILE, onnx_file
-from edge.engines.parity import ParityError, Tolerance, compare
-from edge.inspection.model import (
-    COMPARISON_OUTPUTS,
-    VISION_OUTPUTS,
-    ModelSpec,
-    spec_model_id,
-    torch_modules,
-    weights_sha256,
+from edge.artifacts.manifest import (
+    Manifest,
+    ManifestError,
+    io_spec,
+    load_manifest,
+    verify_manifest,
+    write_manifest,
 )
-from export.manifest import Manifest, ManifestError, io_spec, load_manifest, verify_manifest, write_manifest
+from edge.artifacts.names import MANIFEST_FILE, onnx_file
+from edge.engines.parity import ParityError, Tolerance, compare
+from edge.model.io import COMPARISON_OUTPUTS, VISION_OUTPUTS
+from edge.model.spec import ModelSpec, spec_model_id, torch_modules, weights_sha256
 
 __all__ = ["OPSET", "PARITY_ATOL", "ParityError", "check_parity", "ensure_onnx", "export_onnx"]
 
@@ -205,7 +206,6 @@ def export_onnx(spec: ModelSpec, out_dir: Path) -> dict[str, object]:
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     vision, comparison = torch_modules(spec)
-    assert isinstance(vision, nn.Module) and isinstance(comparison, nn.Module)
     weights = weights_sha256(spec.backbone)
     model_id = spec.model_id(weights)
     manifest = Manifest(

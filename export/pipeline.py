@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge.engines.artifacts import Encoder, Precision, onnx_file
+from edge.artifacts.manifest import Manifest, verify_manifest, write_manifest
+from edge.artifacts.names import Encoder, Precision, onnx_file
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
 from edge.engines.parity import ParityError, Tolerance, compare
-from edge.inspection.model import ModelSpec, spec_model_id
+from edge.model.spec import ModelSpec, spec_model_id
 from export.calibration import CalibrationSet
 from export.fp16 import convert_fp16
 from export.gates import (
@@ -29,7 +30,6 @@ from export.gates import (
     CosineGate,
     feature_cosine_gate,
 )
-from export.manifest import Manifest, verify_manifest, write_manifest
 from export.onnx_export import example_comparison, example_vision, export_onnx
 from export.quantize import ORT_INT8, TRT_INT8, QdqFlavour, quantize_vision
 

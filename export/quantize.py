@@ -46,7 +46,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from edge.engines.artifacts import Target
+from edge.artifacts.names import Target
 from export.graph import ancestors
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ TensorRT 10 vs 11 (compared with :class:`packaging.version.Version`, never as st
 
 Each engine gets one optimisation profile covering the declared dynamic dims (batch of the vision encoder,
 number of templates ``k`` of the comparison encoder) exactly as far as the inspection can feed them
-(:mod:`edge.inspection.limits`); a timing cache file per device key makes rebuilds after an artifact update
+(:mod:`edge.model.limits`); a timing cache file per device key makes rebuilds after an artifact update
 take seconds (an unreadable one is replaced by an empty one). Engines are written with
 ``build_serialized_network`` into ``engines/<device key>/`` next to a ``build.json`` recording the
 fingerprint, the source ONNX hashes and the load-time parity figures; :func:`engines_stale` compares those
@@ -29,26 +29,25 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.version import Version
 from tqdm import tqdm
 
-from edge.engines.artifacts import ENCODERS, ENGINES_DIR, Encoder, Precision, engine_file, onnx_file
+from edge.artifacts.engines import BUILD_RECORD, engine_dir, engine_sources, engines_stale
+from edge.artifacts.fingerprint import device_fingerprint, tensorrt_version
+from edge.artifacts.manifest import Manifest, now_iso, verify_manifest
+from edge.artifacts.names import ENCODERS, Encoder, Precision, engine_file
 from edge.engines.tensorrt_runner import open_tensorrt, tensorrt_logger
-from edge.inspection.backbone import file_sha256
-from edge.inspection.limits import ENROLL_BATCH, MEMORY_CHUNKS, comparison_k_max
-from edge.inspection.sizing import MAX_ELONGATION, SIDE_MULTIPLE
-from export.fingerprint import DeviceFingerprint, device_fingerprint, tensorrt_version
-from export.manifest import Manifest, now_iso, verify_manifest
+from edge.model.backbone_catalog import file_sha256
+from edge.model.limits import ENROLL_BATCH, MEMORY_CHUNKS, comparison_k_max
+from edge.model.sizing import MAX_ELONGATION, SIDE_MULTIPLE
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
 log = logging.getLogger(__name__)
-BUILD_RECORD = "build.json"
 TIMING_CACHE = "timing.cache"
 WORKSPACE_BYTES = 1 << 30
 
@@ -59,10 +58,10 @@ def dynamic_ranges(
     """(min, opt, max) of each named dynamic dim for a model whose reference input is ``input_size``.
 
     One source of truth with the runtime: heights/widths cover every SKU input
-    :func:`edge.inspection.sizing.sku_input_size` can choose (short side of the reference, long side up
+    :func:`edge.model.sizing.sku_input_size` can choose (short side of the reference, long side up
     to ``MAX_ELONGATION`` times it), feature maps are those /8; ``k`` covers the largest ``top_k`` the
     config schema allows and the packed patch memory (``memory_chunks`` maps); batch covers the
-    inspector's enrollment batch (:mod:`edge.inspection.limits`). Wider than needed costs GPU memory (the
+    inspector's enrollment batch (:mod:`edge.model.limits`). Wider than needed costs GPU memory (the
     runner allocates its buffers at the maxima), narrower breaks real configs.
     """
     short = min(input_size)
@@ -200,48 +199,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
     Path(tmp).replace(path)
 
 
-@dataclass(frozen=True)
-class EngineStatus:
-    """Whether the engines of one precision are usable on this device, and why not."""
-
-    directory: Path
-    stale: bool
-    reason: str
-
-
-def engine_dir(artifact_dir: Path, fingerprint: DeviceFingerprint) -> Path:
-    """Directory of the engines for a device key."""
-    return artifact_dir / ENGINES_DIR / fingerprint.key()
-
-
-def _sources(precision: Precision) -> dict[Encoder, str]:
-    return {encoder: onnx_file(encoder, precision, "tensorrt") for encoder in ENCODERS}
-
-
-def engines_stale(
-    artifact_dir: Path, precision: Precision, fingerprint: DeviceFingerprint, manifest: Manifest
-) -> EngineStatus:
-    """Compare the engines on disk with the device fingerprint and the manifest's ONNX hashes."""
-    directory = engine_dir(artifact_dir, fingerprint)
-    record_path = directory / BUILD_RECORD
-    if not record_path.is_file():
-        return EngineStatus(directory, True, f"no engines for device {fingerprint.key()}")
-    try:
-        record = json.loads(record_path.read_text())
-        built = record["precisions"][precision]
-    except (ValueError, KeyError) as exc:
-        return EngineStatus(directory, True, f"no {precision} engines recorded in {record_path} ({exc})")
-    for encoder, source in _sources(precision).items():
-        entry = built.get(encoder, {})
-        expected = manifest.files[source].sha256 if source in manifest.files else None
-        if entry.get("source_sha256") != expected:
-            return EngineStatus(directory, True, f"{source} changed since its engine was built")
-        path = directory / engine_file(encoder, precision)
-        if not path.is_file() or file_sha256(path) != entry.get("engine_sha256"):
-            return EngineStatus(directory, True, f"{path.name} missing or modified")
-    return EngineStatus(directory, False, "up to date")
-
-
 def build_engines(
     artifact_dir: Path,
     precisions: Sequence[Precision],
@@ -277,7 +234,7 @@ def build_engines(
 
     """
     fingerprint = device_fingerprint()
-    require = [name for p in precisions for name in _sources(p).values()]
+    require = [name for p in precisions for name in engine_sources(p).values()]
     manifest = verify_manifest(artifact_dir, model_id, require=require)
     if ranges is None:
         size = manifest.spec.get("input_size", [320, 320])
@@ -299,7 +256,7 @@ def build_engines(
                 bar.update(len(ENCODERS))
                 continue
             entries: dict[str, dict[str, object]] = {}
-            for encoder, source in _sources(precision).items():
+            for encoder, source in engine_sources(precision).items():
                 bar.set_postfix_str(f"{precision} {encoder}")
                 engine_name = engine_file(encoder, precision)
                 key = (source, engine_name)

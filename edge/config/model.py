@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from edge.config.base import ConfigPath, Section
-from edge.inspection.backbone_catalog import DEFAULT_BACKBONE, BackboneName
+from edge.model.backbone_catalog import DEFAULT_BACKBONE, BackboneName
 
 Backend = Literal["tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"]
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from edge.config.base import ConfigPath, Identifier, Section
-from edge.inspection.limits import MAX_TOP_K
-
-if TYPE_CHECKING:
-    from edge.inspection.inspector import SkuSettings
+from edge.model.limits import MAX_TOP_K
 
 
 class SkuSection(Section):
@@ -22,7 +19,7 @@ class SkuSection(Section):
         default=None,
         description="Optional folder of known-defective parts: the flash self-test must catch them.",
     )
-    # The bound is also the TensorRT comparison engine's largest `k` (edge.inspection.limits).
+    # The bound is also the TensorRT comparison engine's largest `k` (edge.model.limits).
     top_k: int = Field(
         default=3, ge=1, le=MAX_TOP_K, description="Golden templates compared with each frame."
     )
@@ -65,23 +62,6 @@ class SkuSection(Section):
     pixel_pitch_mm: float | None = Field(
         default=None, gt=0, le=100, description="Size of one image pixel on the part, in mm."
     )
-
-    def inspection_settings(self) -> SkuSettings:
-        """The inspection knobs of this SKU (the one mapping from config to the inspection core)."""
-        from edge.inspection.inspector import SkuSettings
-
-        area = float(self.min_defect_area_px)
-        if self.min_defect_area_mm2 is not None and self.pixel_pitch_mm is not None:
-            area = max(area, self.min_defect_area_mm2 / self.pixel_pitch_mm**2)
-        return SkuSettings(
-            top_k=self.top_k,
-            bank_kind=self.bank_kind,
-            pixel_compare=self.pixel_compare,
-            line_nuisance=self.line_nuisance,
-            threshold_margin=self.threshold_margin,
-            threshold=self.threshold,
-            min_defect_area_px=area,
-        )
 
     @model_validator(mode="after")
     def _area_in_mm_needs_pitch(self) -> SkuSection:

@@ -9,40 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from edge.model.io import EngineInputError, TensorSpec
+
 Array = npt.NDArray[np.generic]
-
-
-class EngineInputError(ValueError):
-    """A feed does not match the engine's declared inputs."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Declared input: name, numpy dtype, shape with ``-1`` (or a name) for dynamic dimensions."""
-
-    name: str
-    dtype: np.dtype[np.generic]
-    shape: tuple[int | str, ...]
-
-    def check(self, value: Array) -> None:
-        """Raise :class:`EngineInputError` when ``value`` does not fit this spec."""
-        if value.dtype != self.dtype:
-            raise EngineInputError(f"input '{self.name}': dtype {value.dtype}, expected {self.dtype}")
-        if value.ndim != len(self.shape):
-            raise EngineInputError(
-                f"input '{self.name}': {value.ndim} dims {value.shape}, "
-                f"expected {len(self.shape)} {self.shape}"
-            )
-        for axis, (got, want) in enumerate(zip(value.shape, self.shape, strict=True)):
-            if isinstance(want, int) and want >= 0 and got != want:
-                raise EngineInputError(
-                    f"input '{self.name}': dim {axis} is {got}, expected {want} (shape {self.shape})"
-                )
 
 
 class Runner(ABC):

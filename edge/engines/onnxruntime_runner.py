@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge.engines.base import Array, Runner, TensorSpec
+from edge.engines.base import Array, Runner
+from edge.model.io import TensorSpec
 
 _ORT_TYPES: dict[str, np.dtype[np.generic]] = {
     "tensor(uint8)": np.dtype(np.uint8),

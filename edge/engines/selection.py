@@ -16,11 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.engines.artifacts import ENCODERS, Encoder, Precision, onnx_file
+from edge.artifacts.engines import engines_stale
+from edge.artifacts.fingerprint import DeviceFingerprint, GpuUnavailableError, device_fingerprint
+from edge.artifacts.manifest import ManifestError, verify_manifest
+from edge.artifacts.names import ENCODERS, Encoder, Precision, engine_file, onnx_file
 from edge.engines.base import Runner
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
 from edge.engines.parity import compare
-from edge.engines.tensorrt_runner import ENGINE_TOLERANCES, parity_feeds
+from edge.engines.tensorrt_runner import ENGINE_TOLERANCES, open_tensorrt, parity_feeds
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +70,7 @@ class Probe:
 
 def default_probe() -> Probe:
     """Probe the real machine."""
-    import onnxruntime as ort
-
-    from export.fingerprint import device_fingerprint
+    import onnxruntime as ort  # here: importing it costs ~0.3 s, and only a station start probes
 
     return Probe(gpu=device_fingerprint, onnxruntime_providers=lambda: list(ort.get_available_providers()))
 
@@ -93,11 +94,6 @@ def _files(precision: Precision, target: str) -> dict[Encoder, str]:
 def _open_tensorrt(
     artifact_dir: Path, precision: Precision, probe: Probe, model_id: str | None
 ) -> SelectedRunners:
-    from edge.engines.tensorrt_runner import open_tensorrt
-    from export.fingerprint import DeviceFingerprint, GpuUnavailableError
-    from export.manifest import verify_manifest
-    from export.tensorrt_build import engines_stale
-
     try:
         fingerprint = probe.gpu()
     except GpuUnavailableError as exc:
@@ -108,8 +104,6 @@ def _open_tensorrt(
     status = engines_stale(artifact_dir, precision, fingerprint, manifest)
     if status.stale:
         raise BackendUnavailableError(f"{status.reason}; run `edge export engines {artifact_dir}`")
-    from edge.engines.artifacts import engine_file
-
     runners: dict[str, Runner] = {}
     parity: dict[str, object] = {}
     for encoder, source in sources.items():
@@ -182,8 +176,6 @@ def open_runners(
         BackendUnavailableError: No backend in ``preference`` could be opened (all reasons listed).
 
     """
-    from export.manifest import ManifestError, verify_manifest
-
     unknown = [b for b in preference if b not in BACKEND_ORDER]
     if unknown:
         raise ValueError(f"unknown backend(s) {unknown} (expected some of {BACKEND_ORDER})")

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.engines.artifacts import Encoder, Precision
-from edge.engines.base import Array, Runner, TensorSpec
+from edge.artifacts.names import Encoder, Precision
+from edge.engines.base import Array, Runner
 from edge.engines.parity import Tolerance, compare
+from edge.model.io import TensorSpec
 
 if TYPE_CHECKING:
     import pycuda.driver as cuda

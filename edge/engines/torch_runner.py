@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.engines.base import Array, Runner, TensorSpec
+from edge.engines.base import Array, Runner
+from edge.model.io import TensorSpec
 
 
 class TorchRunner(Runner):

@@ -8,8 +8,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from edge.inspection.backbone_catalog import BACKBONE_NAMES, DEFAULT_BACKBONE
-from edge.inspection.model import ModelSpec, load_encoders
+from edge.engines.encoders import load_encoders
+from edge.model.backbone_catalog import BACKBONE_NAMES, DEFAULT_BACKBONE
+from edge.model.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,18 @@ def run(args: argparse.Namespace) -> int:
 
     from edge.eval.datasets import DatasetError
     from edge.eval.runner import run_eval
-    from edge.inspection.inspector import Inspector, InspectorSettings
+    from edge.inspection.inspector import Inspector
+    from edge.inspection.settings import InspectorSettings
+    from export.ensure import ensure_artifacts  # torch: only when an evaluation runs
 
     settings = InspectorSettings()
     if args.fusion:
         settings = replace(settings, fusion=args.fusion)
     spec = ModelSpec(backbone=args.backbone)
-    encoders = load_encoders(spec, args.backend, args.artifacts, args.precision, args.calib)
+    if args.backend == "onnxruntime":
+        # A workstation tool: it builds the artifacts it evaluates (the station never does).
+        ensure_artifacts(spec, args.artifacts, args.precision, args.calib)
+    encoders = load_encoders(spec, args.backend, args.artifacts, args.precision)
     log.info("model %s on %s (%s)", encoders.model_id, encoders.backend, encoders.state)
     inspector = Inspector(encoders, settings)
     try:

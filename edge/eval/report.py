@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import matplotlib
@@ -14,9 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from edge.eval.metrics import pr_curve
-
-if TYPE_CHECKING:
-    from edge.eval.runner import CategoryOutcome, Example
+from edge.eval.outcome import CategoryOutcome, Example
 
 
 def heat_overlay(image: np.ndarray, amap: np.ndarray, threshold: float) -> np.ndarray:

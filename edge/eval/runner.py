@@ -12,19 +12,20 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from tqdm import tqdm
 
 from edge.eval.datasets import Category, discover, iter_golden, read_image
 from edge.eval.metrics import auroc, percentiles
+from edge.eval.outcome import CategoryOutcome, Example
+from edge.eval.report import write_report
 from edge.inspection.augment import LinePerturbation, transform_box
-from edge.inspection.box_scoring import BoxCounts, BoxXYXY, bbox_mask_iou, match_boxes
-from edge.inspection.inspector import Inspector, SkuSettings
+from edge.inspection.box_scoring import BoxXYXY, bbox_mask_iou, match_boxes
+from edge.inspection.inspector import Inspector
+from edge.inspection.settings import SkuSettings
 from edge.inspection.types import InspectionResult, Verdict
 
 log = logging.getLogger(__name__)
@@ -32,34 +33,6 @@ SEED = 1234
 #: border excluded from scoring under --perturb line, in pixels of a 640-pixel image: 8 px shift plus the
 #: corner travel of a 1.5 degree rotation (~12 px) and a little blur.
 PERTURB_MARGIN_640 = 24
-
-
-@dataclass
-class Example:
-    """What the report shows for one inspected image."""
-
-    name: str
-    image: npt.NDArray[np.uint8]
-    template: npt.NDArray[np.uint8]
-    result: InspectionResult
-    gt: list[BoxXYXY]
-    defective: bool
-
-
-@dataclass
-class CategoryOutcome:
-    """Per-image outcomes of one category, for metrics and the report."""
-
-    scores: list[float] = field(default_factory=list)
-    labels: list[bool] = field(default_factory=list)
-    correct: list[bool] = field(default_factory=list)
-    mask_ious: list[float] = field(default_factory=list)
-    retrieval_hits: list[bool] = field(default_factory=list)
-    false_ng: list[bool] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    boxes: BoxCounts = field(default_factory=BoxCounts)
-    examples: list[Example] = field(default_factory=list)
-    threshold: float = 0.0
 
 
 def _region(size: tuple[int, int], perturbed: bool) -> tuple[float, float, float, float]:
@@ -185,8 +158,6 @@ def run_eval(
     categories: list[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every category under ``dataset``; write ``metrics.json`` and ``report.png`` to ``out_dir``."""
-    from edge.eval.report import write_report
-
     found = discover(dataset)
     if categories:
         found = [c for c in found if c.name in categories]

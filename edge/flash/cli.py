@@ -10,31 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from edge.config.cli import station_root
-from edge.config.safe_mode import ActiveConfig, load_active_config
-from edge.flash.flash import JOURNAL_NAME, FlashOptions, FlashResult, flash, rollback
+from edge.flash.active import ActiveConfig, load_active_config
+from edge.flash.flash import FlashOptions, FlashResult, flash
+from edge.flash.hooks import ENV_HOOKS_DIR, find_hooks_dir
 from edge.flash.interrupted import read_pending
-from edge.flash.journal import Journal
-
-ENV_HOOKS_DIR = "EDGE_HOOKS_DIR"
-REPO_HOOKS = Path(__file__).resolve().parents[2] / "firmware_hooks"
+from edge.flash.journal import JOURNAL_NAME, Journal
+from edge.flash.rollback import rollback
 
 
 def hooks_dir(args: argparse.Namespace, root: Path) -> Path | None:
-    """Pick ``--hooks-dir``, ``$EDGE_HOOKS_DIR``, ``<root>/firmware_hooks``, else ``firmware_hooks/``."""
-    if args.hooks_dir is not None:
-        return Path(args.hooks_dir)
-    if os.environ.get(ENV_HOOKS_DIR):
-        return Path(os.environ[ENV_HOOKS_DIR])
-    for candidate in (root / "firmware_hooks", REPO_HOOKS):
-        if candidate.is_dir():
-            return candidate
-    return None
+    """``--hooks-dir``, else :func:`edge.flash.hooks.find_hooks_dir`."""
+    return find_hooks_dir(root, args.hooks_dir)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

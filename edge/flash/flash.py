@@ -11,14 +11,11 @@ Every failure before the switch aborts and leaves the station as it was; every f
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,31 +25,21 @@ from edge.config.loader import parse_document, validate_document
 from edge.config.render import config_hash
 from edge.config.resolve import ResolvedConfig, default_allowed_roots, resolve_config
 from edge.config.signing import SignatureError, load_trusted_keys, signature_path, verify_file
-from edge.flash.banks import BankReport, build_banks, capability_lines
 from edge.flash.hooks import HookContext, HookReport, run_hooks
-from edge.flash.interrupted import PENDING_NAME, Resolution, clear_pending, mark_pending, resolve_locked
-from edge.flash.journal import Journal, now, who
+from edge.flash.interrupted import clear_pending, mark_pending, resolve_locked
+from edge.flash.journal import JOURNAL_NAME, Journal, now, who
+from edge.flash.lock import FlashError, station_lock
 from edge.flash.reload import ReloadRequest, request_reload, station_outcome
 from edge.flash.slots import CONFIG_NAME, SlotError, StationRoot, write_json_durable
+from edge.golden.banks import BankReport, build_banks, capability_lines
 
 log = logging.getLogger(__name__)
 
 BankBuilder = Callable[[ResolvedConfig, Path, Path], BankReport]
 """``(resolved config, artifact dir, out dir) -> report``: builds the banks into ``out dir``."""
 
-JOURNAL_NAME = "journal.jsonl"
-LOCK_NAME = "flash.lock"
 TRUSTED_KEYS_DIR = "trusted_keys"
 BANK_CACHE_DIR = Path("cache") / "banks"
-
-
-class FlashError(Exception):
-    """A flash step failed; ``step`` names it."""
-
-    def __init__(self, step: str, reason: str) -> None:
-        super().__init__(f"{step}: {reason}")
-        self.step = step
-        self.reason = reason
 
 
 @dataclass
@@ -97,28 +84,13 @@ class FlashResult:
     slot: str | None = None
     previous_slot: str | None = None
     steps: list[str] = field(default_factory=list)
-    #: per SKU, what the station can see (``edge.flash.banks.capability_lines``); the CLI prints it.
+    #: per SKU, what the station can see (``edge.golden.banks.capability_lines``); the CLI prints it.
     capability: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """The config is active (or, for a dry run, would be accepted)."""
         return self.result in ("committed", "dry_run", "unchanged")
-
-
-@contextlib.contextmanager
-def station_lock(root: Path) -> Iterator[None]:
-    """Exclusive lock on the station root; released by the kernel if the process dies."""
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FlashError("lock", "another flash or rollback is running on this station") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 class _Flash:
@@ -390,93 +362,3 @@ def flash(config_file: Path, options: FlashOptions) -> FlashResult:
             return _Flash(config_file, options).run()
     except FlashError as exc:
         return FlashResult(flash_id="", result="aborted", reason=str(exc))
-
-
-def resolve_interrupted(
-    root: Path, *, hooks_dir: Path | None = None, timeout_s: float = 60.0, by: str | None = None
-) -> Resolution | None:
-    """Settle a flash that was cut short (see :mod:`edge.flash.interrupted`); ``None``: nothing pending.
-
-    Run by the station at boot and before every flash or rollback. While another flash holds the station
-    lock it is that flash's business: nothing is done.
-    """
-    if not (root / PENDING_NAME).exists():
-        return None
-    try:
-        with station_lock(root):
-            return resolve_locked(root, Journal(root / JOURNAL_NAME), hooks_dir, timeout_s, by)
-    except FlashError:
-        return None
-
-
-def rollback(
-    root: Path, *, by: str | None = None, hooks_dir: Path | None = None, timeout_s: float = 60.0
-) -> FlashResult:
-    """Switch back to the other slot, if it holds a complete config, and ask the station to reload.
-
-    Hooks: ``health-check`` runs after the switch; if it fails the switch is undone.
-    """
-    result = FlashResult(flash_id=uuid.uuid4().hex[:12], result="aborted")
-    store = StationRoot(root)
-    journal = Journal(root / JOURNAL_NAME)
-    try:
-        with station_lock(root):
-            resolve_locked(root, journal, hooks_dir, timeout_s, by)
-            current = store.current_name()
-            other = "b" if current == "a" else "a"
-            result.previous_slot, result.slot = current, other
-            try:
-                if current is None:
-                    raise SlotError("nothing was ever flashed on this station")
-                if not store.slot_path(other).exists():
-                    raise SlotError(f"only one config was ever flashed here (slot {current})")
-                info = store.verify(other)
-            except SlotError as exc:
-                result.reason = f"nothing to roll back to: {exc}"
-            else:
-                store.activate(other)
-                result.config_hash = info.config_hash
-                request_reload(
-                    root,
-                    config_hash=info.config_hash,
-                    slot=other,
-                    flash_id=result.flash_id,
-                    reason="rollback",
-                )
-                context = HookContext(
-                    station_id=str(info.manifest.get("station_id", "")),
-                    config_path=str(info.config_path),
-                    slot=other,
-                    previous_slot=current or "",
-                    artifact_dir=str(info.manifest.get("artifact_dir", "")),
-                    reason=f"rollback by {who(by)}",
-                    station_root=str(root),
-                    config_hash=info.config_hash,
-                )
-                report = run_hooks("health-check", hooks_dir, context, timeout_s=timeout_s)
-                if report.ok:
-                    result.result, result.reason = "committed", f"slot {other} active"
-                else:
-                    store.activate(current)
-                    request_reload(
-                        root, config_hash="", slot=current, flash_id=result.flash_id, reason="undo rollback"
-                    )
-                    result.reason = (
-                        f"health-check failed after rollback, slot {current} restored: {report.failure()}"
-                    )
-            journal.append(
-                {
-                    "event": "rollback",
-                    "phase": "end",
-                    "flash_id": result.flash_id,
-                    "by": who(by),
-                    "result": result.result,
-                    "reason": result.reason,
-                    "slot": result.slot,
-                    "previous_slot": result.previous_slot,
-                    "config_hash": result.config_hash,
-                }
-            )
-    except FlashError as exc:
-        result.reason = str(exc)
-    return result

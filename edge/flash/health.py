@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge.config.safe_mode import SafeMode, load_active_config
+from edge.flash.active import SafeMode, load_active_config
 from edge.flash.reload import PID_FILE, RUN_DIR, running_station_pid
 
 DEFAULT_ROOT = "/var/lib/edge/station"

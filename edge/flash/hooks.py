@@ -27,6 +27,26 @@ DEFAULT_TIMEOUT_S = 60.0
 MAX_OUTPUT_CHARS = 16_000
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "PYTHONPATH", "VIRTUAL_ENV")
 """Variables hooks inherit; everything else (secrets referenced by ``{env: NAME}`` included) is withheld."""
+#: Environment variable naming the hooks folder (``edge flash --hooks-dir`` overrides it).
+ENV_HOOKS_DIR = "EDGE_HOOKS_DIR"
+#: The hooks shipped in the repository, the fallback on a development machine.
+REPO_HOOKS = Path(__file__).resolve().parents[2] / "firmware_hooks"
+
+
+def find_hooks_dir(root: Path, explicit: Path | None = None) -> Path | None:
+    """Pick ``explicit``, ``$EDGE_HOOKS_DIR``, ``<root>/firmware_hooks``, else the repository's hooks.
+
+    Here rather than in the flash's CLI: the station (``edge run``) runs the same hooks when it settles an
+    interrupted flash or flashes a review's golden promotion, and must not import the commands above it.
+    """
+    if explicit is not None:
+        return Path(explicit)
+    if os.environ.get(ENV_HOOKS_DIR):
+        return Path(os.environ[ENV_HOOKS_DIR])
+    for candidate in (root / "firmware_hooks", REPO_HOOKS):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+#: The journal file in the station root.
+JOURNAL_NAME = "journal.jsonl"
+
 
 def who(by: str | None = None) -> str:
     """Who is flashing: ``--by``, else ``$USER``, else the login name."""

@@ -15,18 +15,16 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from edge.config.safe_mode import ActiveConfig, SafeMode, load_active_config
+from edge.artifacts.manifest import ManifestError, load_manifest
+from edge.artifacts.names import MANIFEST_FILE
 from edge.config.signing import signature_path
-from edge.engines.artifacts import MANIFEST_FILE
+from edge.flash.active import ActiveConfig, SafeMode, load_active_config
 from edge.flash.flash import FlashOptions, FlashResult, flash
 from edge.flash.journal import who
 from edge.flash.revision import new_revision
 from edge.flash.slots import CONFIG_NAME
-
-if TYPE_CHECKING:
-    from edge.inspection.model import ModelSpec
+from edge.model.spec import ModelSpec, spec_model_id
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +44,6 @@ def refresh(
         (``aborted`` with the reason when the export fails its gates).
 
     """
-    from edge.inspection.model import ModelSpec, spec_model_id
-
     active = load_active_config(root)
     if isinstance(active, SafeMode):
         # Nothing installed can be refreshed (the health check reports a broken station on its own).
@@ -86,8 +82,6 @@ def refresh(
 
 
 def _exported_model(artifact_dir: Path) -> str | None:
-    from export.manifest import ManifestError, load_manifest
-
     try:
         return load_manifest(artifact_dir).model_id
     except ManifestError:
@@ -96,8 +90,9 @@ def _exported_model(artifact_dir: Path) -> str | None:
 
 def _reexport(spec: ModelSpec, artifact_dir: Path, precision: str, active: ActiveConfig) -> None:
     """Replace the artifact set with the running model's export, in the configured precision."""
+    # The flash path builds what the run path only loads. Imported when a refresh re-exports (torch), not
+    # whenever `edge flash` starts; tests/test_layers.py counts these imports like any other.
     from export.calibration import load_calibration
-    from export.manifest import ManifestError, load_manifest
     from export.onnx_export import export_onnx
     from export.pipeline import export_fp16, export_int8
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.config.safe_mode import ActiveConfig
+from edge.flash.active import ActiveConfig
 from edge.flash.slots import CONFIG_NAME
 
 

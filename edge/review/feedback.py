@@ -32,7 +32,7 @@ import yaml
 
 from edge.config.paths import PathEscapeError, confine
 from edge.config.resolve import default_allowed_roots, list_images
-from edge.config.safe_mode import SafeMode, load_active_config
+from edge.flash.active import SafeMode, load_active_config
 from edge.flash.flash import BankBuilder, FlashOptions, flash
 from edge.flash.revision import new_revision
 from edge.flash.slots import CONFIG_NAME

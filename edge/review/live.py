@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.capture.part import Part
 from edge.inspection.types import InspectionResult
 from edge.mqtt.payloads import VerdictPayload
-from edge.runtime.parts import Part
 
 
 @dataclass(frozen=True)

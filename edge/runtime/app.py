@@ -20,159 +20,50 @@ every trigger ``NOT_INSPECTED``, keeps serving status, and tries again on a relo
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import shutil
-import signal
-import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-
-from edge.capture.errors import CaptureError
 from edge.capture.factory import create_source
 from edge.capture.settings import TriggerMode
 from edge.capture.source import FrameSource
-from edge.config.errors import ConfigError
-from edge.config.mqtt import MqttSection
-from edge.config.render import config_hash
-from edge.config.resolve import ResolvedConfig, default_allowed_roots, load_and_resolve
-from edge.config.safe_mode import SafeMode, load_active_config
-from edge.config.station import StationSection
-from edge.flash.reload import read_reload_request, write_station_status
-from edge.inspection.bank import BankError, SkuBank
-from edge.inspection.inspector import InspectionError, Inspector
-from edge.inspection.model import Encoders, configured_encoders
+from edge.engines.encoders import Encoders
+from edge.flash.active import SafeMode
+from edge.flash.hooks import find_hooks_dir
+from edge.inspection.inspector import Inspector
 from edge.mqtt.client import MqttSettings, StationMqtt
 from edge.mqtt.handshake import Handshake
 from edge.mqtt.outbox import Outbox, OutboxError
 from edge.mqtt.payloads import ConfigRef, ReadyPayload, StatePayload
 from edge.mqtt.sparkplug import SparkplugNode
 from edge.review.feedback import GoldenFeedback
-from edge.review.live import RecentParts, StationSnapshot
+from edge.review.live import RecentParts
 from edge.review.retention import RetentionPolicy
 from edge.review.station import StationReview, review_setup
 from edge.runtime import adapters
 from edge.runtime.archive import ConfigIds, ImageArchive, bank_templates
+from edge.runtime.boot import Boot, load_boot, safe_mode_mqtt
 from edge.runtime.control import SafeModeCommands, StationCommands, StationStatus
+from edge.runtime.loading import EncoderCache, load_inspector
 from edge.runtime.metrics import MetricsPublisher, MetricsServer, StationMetrics
+from edge.runtime.options import EXIT_OK, EXIT_SAFE_MODE, EXPECTED_START_ERRORS, Outcome, RunOptions
 from edge.runtime.parts import PartIds
 from edge.runtime.pipeline import InspectFn, Pipeline, PipelineSettings
-from edge.runtime.publisher import VerdictListener
-from edge.runtime.reload import ReloadRequests, remove_pid_file, request_file, write_pid_file
+from edge.runtime.reload import ReloadRequests, StatusRecord, remove_pid_file, request_file, write_pid_file
+from edge.runtime.signals import install_signals, restore_signals
+from edge.runtime.snapshot import handshake_listener, review_snapshot, sparkplug_listener, station_gauges
+from edge.runtime.started import StationParts
 from edge.runtime.watchdog import WatchdogSettings
 
 log = logging.getLogger(__name__)
 
 #: Interpreter switch interval while the station runs (see StationApp.run).
 SWITCH_INTERVAL_S = 0.0005
-
-Outcome = Literal["stop", "reload"]
-#: Exit codes of ``edge run`` (documented in docs/runtime.md): a clean stop, or a stop in safe mode.
-EXIT_OK = 0
-EXIT_SAFE_MODE = 3
-
-
-class StartError(RuntimeError):
-    """The station cannot start with this config (banks, camera, model); the message says what to fix."""
-
-
-#: Start-up failures that come from the config or the machine, not from a bug: logged without a traceback.
-EXPECTED_START_ERRORS: tuple[type[Exception], ...] = (
-    StartError,
-    CaptureError,
-    InspectionError,
-    BankError,
-    FileNotFoundError,
-    PermissionError,
-)
-
-
-@dataclass
-class RunOptions:
-    """How to run the station (the ``edge run`` flags).
-
-    Attributes:
-        config: Station config file; golden banks are built from its golden folders (cached in the data dir).
-        root: Station root with flashed A/B slots (``edge flash``); banks come from the active slot.
-        simulated_camera: Capture from the simulated GenICam camera (``viky.cti``) instead of the configured
-            source.
-        metrics_port: Prometheus port; ``None`` disables the endpoint, 0 picks a free port.
-        metrics_bind: Address of the Prometheus endpoint.
-        metrics_interval_s: Period of the ``metrics`` MQTT payload.
-        duration_s: Stop after this long (demo, tests); ``None`` runs until a signal.
-        workers: Inspection threads.
-        queue_size: Parts waiting for inspection before new ones are ``NOT_INSPECTED``.
-        hang_timeout_s: Watchdog limit for one inspection.
-        drain_timeout_s: At stop, how long queued parts may still be inspected.
-        validate_outgoing: Check every outgoing payload against its JSON Schema.
-        install_signals: Handle SIGTERM/SIGINT/SIGHUP (only possible on the main thread).
-        stop_when_source_ends: Stop when a non-looping replay has delivered every image.
-        inspect_wrapper: Wraps the inspection function (fault injection in tests and benchmarks).
-        on_started: Called with the app once the pipeline runs (demo and benchmark hooks).
-        review_port: Port of the review UI instead of ``review.port`` (0: a free port; tests).
-
-    """
-
-    config: Path | None = None
-    root: Path | None = None
-    simulated_camera: bool = False
-    metrics_port: int | None = 9400
-    metrics_bind: str = "127.0.0.1"
-    metrics_interval_s: float = 5.0
-    duration_s: float | None = None
-    workers: int = 1
-    queue_size: int = 4
-    hang_timeout_s: float = 10.0
-    drain_timeout_s: float = 10.0
-    validate_outgoing: bool = False
-    install_signals: bool = True
-    stop_when_source_ends: bool = True
-    inspect_wrapper: Callable[[InspectFn], InspectFn] | None = None
-    on_started: Callable[[StationApp], None] | None = None
-    review_port: int | None = None
-
-    def __post_init__(self) -> None:
-        if (self.config is None) == (self.root is None):
-            raise ValueError("give exactly one of a config file (--config) or a station root (--root)")
-
-
-@dataclass
-class Boot:
-    """A config that loaded: what the station runs."""
-
-    resolved: ResolvedConfig
-    config_hash: str
-    banks_dir: Path | None  # flashed banks (root mode); None: build them from the golden folders
-
-    @property
-    def config(self) -> Any:
-        """The validated :class:`edge.config.StationConfig`."""
-        return self.resolved.config
-
-
-@dataclass
-class _Parts:
-    """Everything started for one run of the station (torn down on stop or reload)."""
-
-    outbox: Outbox | None = None
-    mqtt: StationMqtt | None = None
-    sparkplug: SparkplugNode | None = None
-    metrics_server: MetricsServer | None = None
-    metrics_publisher: MetricsPublisher | None = None
-    source: FrameSource | None = None
-    pipeline: Pipeline | None = None
-    archive: ImageArchive | None = None
-    pid_file: Path | None = None
-    listeners: list[VerdictListener] = field(default_factory=list)
 
 
 class StationApp:
@@ -181,21 +72,21 @@ class StationApp:
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         self.reloads = ReloadRequests(request_file(options.root) if options.root else None)
-        self._request_id: str | None = None  # flash id of the last reload request acted on
+        # What the station runs, for `edge flash` (station root only; see edge.flash.reload).
+        self.status_record = StatusRecord(options.root) if options.root else None
         self.in_safe_mode = False  # the current config run is safe mode (sets the exit code)
         self._stop = threading.Event()
         self._stop_reason = "station stopped"
-        self._encoders: Encoders | None = None
-        self._encoders_key: tuple[Any, ...] | None = None
+        self._encoders = EncoderCache()
         self.inspector: Inspector | None = None
         self.metrics: StationMetrics | None = None
         self.status: StationStatus | None = None
-        self.parts = _Parts()
+        self.parts = StationParts()
         self.boot: Boot | None = None
         self.safe_mode: SafeMode | None = None
         self.started = threading.Event()
         self.review: StationReview | None = None  # outlives reloads (see edge.review.station)
-        self._recent = RecentParts()
+        self.recent = RecentParts()  # the last parts, for the review UI
         # Threads a stop had to leave behind inside a native call: (what, still running?).
         self._left_behind: list[tuple[str, Callable[[], bool]]] = []
 
@@ -215,7 +106,8 @@ class StationApp:
         sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
         if self.options.root is not None:
             self.parts.pid_file = write_pid_file(self.options.root)
-            self._note_request()
+            if self.status_record is not None:
+                self.status_record.note_request()
         deadline = None if self.options.duration_s is None else time.monotonic() + self.options.duration_s
         try:
             while not self._stop.is_set():
@@ -229,7 +121,7 @@ class StationApp:
             if self.review is not None:
                 self.review.stop()
                 self.review = None
-            self.restore_signals(previous)
+            restore_signals(previous)
             sys.setswitchinterval(switch_interval)
             if self.parts.pid_file is not None:
                 remove_pid_file(self.parts.pid_file)
@@ -254,42 +146,16 @@ class StationApp:
 
     def init_signals(self) -> dict[int, Any]:
         """SIGTERM/SIGINT stop cleanly, SIGHUP requests a reload (main thread only)."""
-        previous: dict[int, Any] = {}
-        if not self.options.install_signals or threading.current_thread() is not threading.main_thread():
-            return previous
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            self.request_stop(f"station stopped ({signal.Signals(signum).name})")
-
-        def hup(signum: int, frame: FrameType | None) -> None:
-            self.reloads.request("SIGHUP")
-
-        for signum, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, hup)):
-            previous[signum] = signal.signal(signum, handler)
-        return previous
-
-    def restore_signals(self, previous: dict[int, Any]) -> None:
-        """Put the previous signal handlers back."""
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if not self.options.install_signals:
+            return {}
+        return install_signals(
+            stop=lambda name: self.request_stop(f"station stopped ({name})"),
+            reload=lambda: self.reloads.request("SIGHUP"),
+        )
 
     def init_config(self) -> Boot | SafeMode:
-        """Load and resolve the config, or return the safe-mode reason. Never raises."""
-        opts = self.options
-        try:
-            if opts.root is not None:
-                active = load_active_config(opts.root)
-                if isinstance(active, SafeMode):
-                    return active
-                return Boot(active.resolved, active.config_hash, active.banks_dir)
-            assert opts.config is not None
-            resolved = load_and_resolve(opts.config, roots=default_allowed_roots(opts.config))
-            return Boot(resolved, config_hash(resolved.config), None)
-        except ConfigError as exc:
-            return SafeMode(str(exc).replace("\n", " | "))
-        except Exception as exc:  # whatever went wrong is the safe-mode reason; never crash-loop
-            log.exception("loading the config failed")
-            return SafeMode(f"cannot load the config: {type(exc).__name__}: {exc}")
+        """Load and resolve the config, or the safe-mode reason (:func:`edge.runtime.boot.load_boot`)."""
+        return load_boot(self.options)
 
     def init_storage(self, boot: Boot) -> tuple[PartIds, Outbox]:
         """Open the data dir, part counter and outbox, and the archive when configured."""
@@ -313,45 +179,12 @@ class StationApp:
 
     def init_encoders(self, boot: Boot) -> Encoders:
         """Load the encoders on the first available backend of ``model.backends`` (kept across reloads)."""
-        model = boot.config.model
-        artifact_dir = boot.resolved.paths.get("model.artifact_dir", Path(model.artifact_dir))
-        key = (
-            tuple(model.input_size),
-            str(artifact_dir),
-            model.precision,
-            tuple(model.backends),
-            model.backbone,
-        )
-        if self._encoders is not None and self._encoders_key == key:
-            return self._encoders
-        # The config's precision and backend preference; `state` says what was skipped and why.
-        self._encoders = configured_encoders(
-            model.input_size, artifact_dir, model.precision, model.backends, model.backbone
-        )
-        self._encoders_key = key
-        log.info("encoders: %s on %s", self._encoders.model_id, self._encoders.backend)
-        return self._encoders
+        return self._encoders.load(boot)
 
     def init_banks(self, boot: Boot, encoders: Encoders) -> Inspector:
         """Golden banks: load flashed ones, or build (and cache) them from the golden folders."""
-        inspector = Inspector(encoders)
-        banks_dir = boot.banks_dir
-        if banks_dir is None:
-            from edge.flash.banks import build_banks  # the flash's own enrollment + self-test, reused
-
-            data_dir = boot.resolved.paths.get("storage.data_dir", Path(boot.config.storage.data_dir))
-            banks_dir = data_dir / "banks"
-            shutil.rmtree(banks_dir, ignore_errors=True)
-            artifact_dir = boot.resolved.paths.get("model.artifact_dir", Path(boot.config.model.artifact_dir))
-            report = build_banks(
-                boot.resolved, artifact_dir, banks_dir, cache_dir=data_dir / "bank-cache", encoders=encoders
-            )
-            if not report.ok:
-                raise StartError("golden banks failed: " + "; ".join(report.problems()))
-        for sku in boot.config.skus:
-            inspector.add_bank(SkuBank.load(banks_dir / sku.id, encoders.model_id))
-        self.inspector = inspector
-        return inspector
+        self.inspector = load_inspector(boot, encoders)
+        return self.inspector
 
     def init_mqtt(self, settings: MqttSettings, outbox: Outbox, state: StatePayload) -> StationMqtt:
         """Create the MQTT link (not started yet)."""
@@ -443,7 +276,7 @@ class StationApp:
             sparkplug = self.init_sparkplug(boot, state)
             source = self.init_capture(boot)
             pipeline = self.init_pipeline(boot, source, inspector, ids, mqtt)
-            metrics = self.init_metrics(self._gauges)
+            metrics = self.init_metrics(lambda: station_gauges(self.parts))
         except EXPECTED_START_ERRORS as exc:  # a problem of the config or the machine: said in plain words
             log.error("the station cannot start with this config: %s", exc)
             self.teardown("cannot start")
@@ -467,10 +300,10 @@ class StationApp:
         mqtt.commands.handler = StationCommands(
             pipeline, status, lambda: sorted(inspector.banks), trigger, self.reloads.request
         )
-        for listener in (*self.parts.listeners, metrics, _handshake_listener(handshake)):
+        for listener in (*self.parts.listeners, metrics, handshake_listener(handshake)):
             pipeline.publisher.add_listener(listener)
         if sparkplug is not None:
-            pipeline.publisher.add_listener(_sparkplug_listener(sparkplug))
+            pipeline.publisher.add_listener(sparkplug_listener(sparkplug))
 
         self.start_mqtt(mqtt)
         if sparkplug is not None:
@@ -506,7 +339,7 @@ class StationApp:
 
     def start_review(self, boot: Boot, pipeline: Pipeline) -> None:
         """The review UI (``review.enabled``); kept running across reloads unless its settings changed."""
-        pipeline.publisher.add_listener(self._recent)
+        pipeline.publisher.add_listener(self.recent)
         data_dir = boot.resolved.paths.get("storage.data_dir", Path(boot.config.storage.data_dir))
         setup = review_setup(boot.resolved, data_dir, port=self.options.review_port)
         if self.review is not None and (setup is None or setup != self.review.setup):
@@ -516,16 +349,12 @@ class StationApp:
             self._update_review()
             return
         root = self.options.root
-        from edge.flash.cli import hooks_dir  # the same hooks `edge flash` would run
-
         try:
             self.review = StationReview(
                 setup,
-                status=self._review_snapshot,
+                status=lambda: review_snapshot(self),
                 publish=lambda review: self.parts.mqtt.publish_review(review) if self.parts.mqtt else None,
-                feedback=GoldenFeedback(root, hooks_dir=hooks_dir(argparse.Namespace(hooks_dir=None), root))
-                if root is not None
-                else None,
+                feedback=GoldenFeedback(root, hooks_dir=find_hooks_dir(root)) if root is not None else None,
             )
         except OSError as exc:  # a busy port must not keep the line from running
             log.error("review UI not started on %s:%d: %s", setup.bind, setup.port, exc)
@@ -565,7 +394,8 @@ class StationApp:
             reason = self.reloads.take()
             if reason is None:
                 continue
-            self._note_request()
+            if self.status_record is not None:
+                self.status_record.note_request()
             candidate = self.init_config()
             if isinstance(candidate, SafeMode) and pipeline is not None:
                 log.error("reload (%s) refused, keeping the running config: %s", reason, candidate.reason)
@@ -587,32 +417,15 @@ class StationApp:
 
     def teardown(self, reason: str) -> None:
         """Release whatever this run started (idempotent, tolerant of half-started runs)."""
-        parts = self.parts
-        if parts.source is not None:
-            parts.source.close()
-        if parts.metrics_publisher is not None:
-            parts.metrics_publisher.stop()
-        if parts.mqtt is not None:
-            drained = parts.mqtt.stop(flush_timeout_s=10.0, reason=reason)
-            if not drained and parts.outbox is not None:
-                log.warning("%d message(s) stay in the outbox for the next start", parts.outbox.depth())
-        if parts.sparkplug is not None:
-            parts.sparkplug.stop()  # NDEATH: a clean disconnect discards the will
-        if parts.outbox is not None:
-            parts.outbox.close()
-        if parts.archive is not None and not parts.archive.close():
-            self._left_behind.append(("archive writer", parts.archive.is_writing))
-        if parts.metrics_server is not None:
-            parts.metrics_server.stop()
-        pid_file = parts.pid_file
-        self.parts = _Parts(pid_file=pid_file)
+        self._left_behind += self.parts.close(reason)
+        self.parts = StationParts(pid_file=self.parts.pid_file)
 
     def run_safe_mode(self, safe: SafeMode, boot: Boot | None = None) -> Outcome:
         """Publish ``safe_mode`` with the reason, answer triggers NOT_INSPECTED, wait for a reload or stop."""
         self.safe_mode, self.boot = safe, None
         self.in_safe_mode = True
         log.error("SAFE MODE: %s", safe.reason)
-        settings, data_dir = self._safe_mode_mqtt(boot)
+        settings, data_dir = safe_mode_mqtt(self.options, boot)
         try:
             outbox = Outbox(data_dir / "outbox.db")
         except OutboxError as exc:
@@ -635,151 +448,6 @@ class StationApp:
 
     # -- helpers -------------------------------------------------------------------------------------------
 
-    def _note_request(self) -> None:
-        """Remember which flash's reload request the station acts on (echoed in its status record)."""
-        if self.options.root is not None:
-            request = read_reload_request(self.options.root)
-            self._request_id = str(request.get("flash_id")) if request else None
-
     def _write_status(self, status: str, **fields: Any) -> None:
-        """Record what the station now runs for ``edge flash`` (station root only; see edge.flash.reload)."""
-        if self.options.root is None:
-            return
-        try:
-            write_station_status(self.options.root, {"status": status, "request": self._request_id, **fields})
-        except OSError as exc:  # the flash then times out and rolls back; the line keeps running
-            log.error("cannot write the station status record: %s", exc)
-
-    def _review_snapshot(self) -> StationSnapshot:
-        """What the review UI's status page shows."""
-        if self.safe_mode is not None:
-            return StationSnapshot("safe_mode", self.safe_mode.reason, recent=self._recent.latest())
-        if self.status is None or self.boot is None:
-            return StationSnapshot("unknown", "starting", recent=self._recent.latest())
-        state = self.status.current.to_dict()
-        thresholds = {}
-        for sku in self.boot.config.skus:
-            bank = self.inspector.banks.get(sku.id) if self.inspector else None
-            calibrated = bank.calibration.threshold if bank is not None and bank.calibration else None
-            if (value := sku.threshold or calibrated) is not None:
-                thresholds[sku.id] = value
-        config = state.get("config") or {}
-        return StationSnapshot(
-            status=state["status"],
-            reason=state["reason"],
-            sku=self.parts.pipeline.sku if self.parts.pipeline else state["sku"],
-            since=state["since"],
-            config=f"{config.get('id')} v{config.get('version')} · {str(config.get('hash'))[:12]}"
-            if config
-            else None,
-            backend=state["backend"],
-            metrics=self.metrics.snapshot().to_dict() if self.metrics else {},
-            recent=self._recent.latest(),
-            thresholds=thresholds,
-        )
-
-    def _gauges(self) -> dict[str, float]:
-        parts = self.parts
-        out: dict[str, float] = {}
-        if parts.pipeline is not None:
-            c = parts.pipeline.counters
-            out.update(
-                frames_in=c.frames_in,
-                queue_depth=parts.pipeline.queue_depth,
-                overload=c.overload,
-                capture_errors=c.capture_errors,
-                frames_paused=c.frames_paused,
-                trigger_timeouts=c.trigger_timeouts,
-                worker_restarts=parts.pipeline.workers.restarts,
-                publisher_backlog=parts.pipeline.publisher.backlog,
-            )
-        if parts.outbox is not None:
-            out["outbox_depth"] = parts.outbox.depth()
-            # Messages the broker refused (an ACL, a quota): kept and retried, and visible here.
-            out["outbox_refused"] = parts.outbox.broker_refusals()[0]
-        if parts.mqtt is not None:
-            out["mqtt_connected"] = 1.0 if parts.mqtt.connected else 0.0
-        if parts.source is not None:
-            stats = parts.source.stats
-            out.update(
-                camera_incomplete=stats.incomplete,
-                camera_drops=stats.drops,
-                camera_reconnects=stats.reconnects,
-                camera_bad_frames=stats.bad_frames,
-            )
-        return out
-
-    def _safe_mode_mqtt(self, boot: Boot | None) -> tuple[MqttSettings, Path]:
-        """Broker and data dir in safe mode: from the config if it got that far, else best effort."""
-        if boot is not None:
-            data_dir = boot.resolved.paths.get("storage.data_dir", Path(boot.config.storage.data_dir))
-            try:
-                return adapters.mqtt_settings(boot.resolved), data_dir
-            except Exception:
-                log.exception("MQTT settings of the config are unusable in safe mode")
-        return _best_effort_mqtt(self._config_file())
-
-    def _config_file(self) -> Path | None:
-        if self.options.config is not None:
-            return self.options.config
-        assert self.options.root is not None
-        candidate = self.options.root / "current" / "station.yaml"
-        return candidate if candidate.is_file() else None
-
-
-def _handshake_listener(handshake: Handshake) -> VerdictListener:
-    def listener(part: Any, verdict: Any, result: Any) -> None:
-        handshake.answered(verdict.result())
-
-    return listener
-
-
-def _sparkplug_listener(node: SparkplugNode) -> VerdictListener:
-    def listener(part: Any, verdict: Any, result: Any) -> None:
-        node.publish_verdict(verdict)  # QoS 0, not queued: the JSON outbox is the guaranteed path
-
-    return listener
-
-
-def _best_effort_mqtt(config_file: Path | None) -> tuple[MqttSettings, Path]:
-    """Salvage the ``station`` and ``mqtt`` sections of a config that does not validate as a whole.
-
-    A station in safe mode must still tell the line why; its broker is most likely the one the broken config
-    names. Falls back to ``localhost:1883`` and ``edge/unconfigured/<hostname>``. Password references are not
-    followed here (a safe-mode station on an authenticated broker needs a config that at least resolves).
-    """
-    raw: dict[str, Any] = {}
-    if config_file is not None:
-        try:
-            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-            raw = loaded if isinstance(loaded, dict) else {}
-        except Exception as exc:
-            log.warning("config %s is not even YAML: %s", config_file, exc)
-    host = socket.gethostname() or "station"
-    root = f"edge/unconfigured/{''.join(c if c.isalnum() or c in '-_' else '_' for c in host)}"
-    client_id = f"edge-safe-mode-{host}"
-    section = MqttSection()
-    try:
-        section = MqttSection.model_validate(raw.get("mqtt") or {})
-    except Exception as exc:
-        log.warning("mqtt section unusable (%s); using %s:%d", exc, section.host, section.port)
-    try:
-        station = StationSection.model_validate(raw.get("station"))
-        root = section.topic_root or f"{station.site}/{station.line}/{station.id}"
-        client_id = section.client_id or f"edge-{station.id}"
-    except Exception as exc:
-        log.warning("station section unusable (%s); publishing under %s", exc, root)
-    base = config_file.resolve().parent if config_file is not None else Path.cwd()
-    data_dir = base / "safe-mode-data"
-    storage = raw.get("storage")
-    if isinstance(storage, dict) and isinstance(storage.get("data_dir"), str):
-        data_dir = base / storage["data_dir"]
-    settings = MqttSettings(
-        host=section.host,
-        port=section.port,
-        topic_root=root,
-        client_id=client_id,
-        username=section.username,
-        keepalive_s=section.keepalive,
-    )
-    return settings, data_dir
+        if self.status_record is not None:
+            self.status_record.write(status, **fields)

@@ -42,11 +42,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.capture.part import Part
 from edge.inspection.types import InspectionResult, Verdict
 from edge.mqtt.payloads import VerdictPayload
 from edge.review.index import INDEX_NAME, ArchiveIndex, PartRecord
 from edge.review.retention import Retention, RetentionPolicy
-from edge.runtime.parts import Part
 
 log = logging.getLogger(__name__)
 

@@ -47,22 +47,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run the station with the parsed arguments."""
-    from edge.runtime.app import RunOptions, StationApp
+    from edge.runtime.app import StationApp
+    from edge.runtime.options import RunOptions
 
     config: Path | None = args.config
     if config is None and args.root is None:
         if not args.simulated_camera:
             log.error("give --config FILE or --root DIR (or --simulated-camera for the demo station)")
             return 2
-        from edge.demo import prepare_demo
+        from edge.synthetic.workspace import prepare_demo
 
         config = prepare_demo(Path("runs/demo")).config
     if args.root is not None:
         # A flash cut short (power loss mid-flash) is settled before the station reads its active slot.
-        from edge.flash.cli import hooks_dir
-        from edge.flash.flash import resolve_interrupted
+        from edge.flash.hooks import find_hooks_dir
+        from edge.flash.rollback import resolve_interrupted
 
-        resolve_interrupted(args.root, hooks_dir=hooks_dir(argparse.Namespace(hooks_dir=None), args.root))
+        resolve_interrupted(args.root, hooks_dir=find_hooks_dir(args.root))
     options = RunOptions(
         config=config,
         root=args.root,

@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from edge.capture.part import Part
 from edge.inspection.types import InspectionResult, Verdict
 from edge.mqtt.payloads import LatencyStats, MetricsPayload, VerdictPayload
-from edge.runtime.parts import Part
 
 log = logging.getLogger(__name__)
 

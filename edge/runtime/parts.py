@@ -1,4 +1,7 @@
-"""Part identity: a station-unique, monotonic sequence number that survives restarts, and the part record.
+"""Part identity: a station-unique, monotonic sequence number that survives restarts.
+
+The part record itself (:class:`edge.capture.part.Part`) sits lower, beside the frame, because the review
+and the archive, below the runtime, handle parts too.
 
 Sequence numbers are reserved on disk in blocks (one small fsynced write per ``block`` parts, not one per
 part): at start the station reads the high-water mark, reserves the next block and hands out numbers from it.
@@ -11,10 +14,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from edge.capture.frame import Frame
 
 DEFAULT_BLOCK = 1000
 
@@ -75,31 +75,3 @@ class PartIds:
                 self._reserve(seq + self.block)
             self._next += 1
         return seq, part_id or f"{self.prefix}-{seq:09d}"
-
-
-@dataclass
-class Part:
-    """One part travelling through the pipeline.
-
-    Attributes:
-        part_id: Unique id published with the verdict (station-generated or the PLC's).
-        seq: Station sequence number; verdicts leave in ``seq`` order.
-        sku: SKU to inspect as (``None`` when unknown: the part cannot be inspected).
-        frame: The acquired frame (``None`` until it arrives, or when none ever did).
-        started_at: ``time.time()`` when the part began (frame arrival, or the trigger).
-        dequeued_at: ``time.time()`` when a worker took it.
-
-    """
-
-    part_id: str
-    seq: int
-    sku: str | None
-    frame: Frame | None = None
-    started_at: float = 0.0
-    dequeued_at: float = 0.0
-    meta: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def frame_ts(self) -> float | None:
-        """Capture time of the frame, when there is one."""
-        return None if self.frame is None else self.frame.timestamp

@@ -35,13 +35,14 @@ from edge.capture.errors import (
     MalformedBufferError,
 )
 from edge.capture.frame import Frame
+from edge.capture.part import Part
 from edge.capture.settings import TriggerMode
 from edge.capture.source import FrameSource
-from edge.inspection.inspector import InspectionError
-from edge.inspection.preprocess import ImageError
+from edge.inspection.settings import InspectionError
 from edge.inspection.types import InspectionResult
+from edge.model.preprocess import ImageError
 from edge.mqtt.payloads import VerdictPayload
-from edge.runtime.parts import Part, PartIds
+from edge.runtime.parts import PartIds
 from edge.runtime.publisher import OrderedPublisher, VerdictListener, VerdictSink
 from edge.runtime.watchdog import InspectionWorkers, WatchdogSettings, WorkerTicket
 

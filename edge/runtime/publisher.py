@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
+from edge.capture.part import Part
 from edge.inspection.types import InspectionResult
 from edge.mqtt.outbox import OutboxFull
 from edge.mqtt.payloads import VerdictPayload
-from edge.runtime.parts import Part
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,15 @@ config and says why in its log (see ``docs/runtime.md``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
-from edge.flash.reload import PID_FILE, REQUEST_FILE, RUN_DIR
+from edge.flash.reload import PID_FILE, REQUEST_FILE, RUN_DIR, read_reload_request, write_station_status
+
+log = logging.getLogger(__name__)
 
 
 class ReloadRequests:
@@ -80,3 +84,28 @@ def remove_pid_file(path: Path) -> None:
 def request_file(root: Path) -> Path:
     """Where ``edge flash`` writes its reload request."""
     return root / RUN_DIR / REQUEST_FILE
+
+
+class StatusRecord:
+    """What the station runs, recorded for ``edge flash`` (which waits for it to confirm a new config).
+
+    Args:
+        root: The station root.
+
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.request_id: str | None = None  # flash id of the last reload request acted on
+
+    def note_request(self) -> None:
+        """Remember which flash's reload request the station acts on (echoed in its status record)."""
+        request = read_reload_request(self.root)
+        self.request_id = str(request.get("flash_id")) if request else None
+
+    def write(self, status: str, **fields: Any) -> None:
+        """Record ``status`` and ``fields`` (a failed write is logged, never raised)."""
+        try:
+            write_station_status(self.root, {"status": status, "request": self.request_id, **fields})
+        except OSError as exc:  # the flash then times out and rolls back; the line keeps running
+            log.error("cannot write the station status record: %s", exc)

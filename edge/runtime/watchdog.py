@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge.runtime.parts import Part
+from edge.capture.part import Part
 
 log = logging.getLogger(__name__)
 

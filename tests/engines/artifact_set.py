@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.inspection.model import ModelSpec
+from edge.model.spec import ModelSpec
 
 SPEC = ModelSpec(input_size=(128, 128))
 _CACHE: dict[str, Path] = {}
@@ -25,7 +25,7 @@ _CACHE: dict[str, Path] = {}
 def artifact_set(factory: pytest.TempPathFactory) -> Path:
     """Directory of the session's exported, gated artifact set (read-only by convention)."""
     if "set" not in _CACHE:
-        from edge.engines.artifacts import PRECISIONS
+        from edge.artifacts.names import PRECISIONS
         from export.calibration import synthetic_calibration
         from export.pipeline import export_all
 
@@ -47,7 +47,7 @@ def skip_without_gpu(item: pytest.Item) -> None:
     """Skip a ``gpu``-marked test, with the reason, on machines without a usable GPU + TensorRT."""
     if item.get_closest_marker("gpu") is None:
         return
-    from export.fingerprint import gpu_unavailable_reason
+    from edge.artifacts.fingerprint import gpu_unavailable_reason
 
     reason = gpu_unavailable_reason()
     if reason is not None:

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.engines.artifacts import onnx_file
+from edge.artifacts.fingerprint import DeviceFingerprint, GpuUnavailableError
+from edge.artifacts.manifest import ManifestError
+from edge.artifacts.names import onnx_file
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
 from edge.engines.selection import BackendUnavailableError, Probe, open_runners
-from edge.inspection.model import spec_model_id
+from edge.model.spec import spec_model_id
 from engines.artifact_set import SPEC, copy_set
-from export.fingerprint import DeviceFingerprint, GpuUnavailableError
-from export.manifest import ManifestError
 from export.onnx_export import example_vision
 
 FAKE_GPU = DeviceFingerprint(

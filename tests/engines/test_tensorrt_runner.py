@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.engines.artifacts import engine_file, onnx_file
-from edge.engines.base import EngineInputError
+from edge.artifacts.names import engine_file, onnx_file
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
 from edge.engines.parity import cosine_along_channels
 from edge.engines.selection import open_runners
 from edge.engines.tensorrt_runner import MAX_CONTEXTS, TensorRtRunner, parity_feeds, tensorrt_logger
+from edge.model.io import EngineInputError
 from engines.artifact_set import SPEC
 from engines.fake_tensorrt import HANG, FakeGpu, engine_bytes
 from export.onnx_export import example_vision

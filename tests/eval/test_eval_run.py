@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from edge.engines.encoders import Encoders
 from edge.eval.datasets import DatasetError, discover
 from edge.eval.runner import run_eval
 from edge.inspection.inspector import Inspector
-from edge.inspection.model import Encoders
-from edge.inspection.synthetic import write_sku
+from edge.synthetic.parts import write_sku
 
 KEYS = {
     "image_auroc",

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from engines.artifact_set import copy_set
 
-from edge.engines.artifacts import onnx_file
+from edge.artifacts.fingerprint import gpu_unavailable_reason
+from edge.artifacts.names import onnx_file
 from export import cli
-from export.fingerprint import gpu_unavailable_reason
 
 
 def _run(*argv: str) -> int:

@@ -7,8 +7,8 @@ import onnx
 import onnxruntime as ort
 from engines.artifact_set import SPEC
 
-from edge.engines.artifacts import onnx_file
-from export.manifest import load_manifest
+from edge.artifacts.manifest import load_manifest
+from edge.artifacts.names import onnx_file
 from export.onnx_export import example_comparison, example_vision
 
 

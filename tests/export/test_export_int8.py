@@ -9,12 +9,12 @@ import pytest
 from engines.artifact_set import SPEC, copy_set
 from onnx import numpy_helper
 
-from edge.engines.artifacts import MANIFEST_FILE, onnx_file
+from edge.artifacts.manifest import load_manifest
+from edge.artifacts.names import MANIFEST_FILE, onnx_file
 from edge.engines.onnxruntime_runner import OnnxRuntimeRunner
 from edge.engines.parity import ParityError
 from export.calibration import CalibrationError, load_calibration, set_hash, synthetic_calibration
 from export.gates import INT8_GATE, CosineGate, feature_cosine_gate
-from export.manifest import load_manifest
 from export.pipeline import export_int8
 from export.quantize import float_prefix
 

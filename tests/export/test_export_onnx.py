@@ -12,17 +12,14 @@ import pytest
 from engines.artifact_set import SPEC, copy_set
 from onnx import numpy_helper
 
-from edge.engines.artifacts import MANIFEST_FILE, onnx_file
+from edge.artifacts.manifest import ManifestError, load_manifest
+from edge.artifacts.names import MANIFEST_FILE, onnx_file
+from edge.engines.encoders import onnx_encoders
 from edge.engines.parity import ParityError
-from edge.inspection.backbone_catalog import BACKBONE_NAMES, BackboneName, backbone_info
-from edge.inspection.model import (
-    COMPARISON_OUTPUTS,
-    VISION_OUTPUTS,
-    onnx_encoders,
-    spec_model_id,
-    torch_modules,
-)
-from export.manifest import ManifestError, load_manifest
+from edge.model.backbone_catalog import BACKBONE_NAMES, BackboneName, backbone_info
+from edge.model.io import COMPARISON_OUTPUTS, VISION_OUTPUTS
+from edge.model.spec import spec_model_id, torch_modules
+from export.ensure import ensure_artifacts
 from export.onnx_export import OPSET, PARITY_ATOL, check_parity, ensure_onnx, example_vision
 
 
@@ -86,7 +83,7 @@ def test_parity_gate_rejects_a_model_with_corrupted_weights(artifacts: Path, tmp
     onnx.save(model, str(broken))
     vision, _ = torch_modules(SPEC)
     with pytest.raises(ParityError, match=r"broken.onnx vs PyTorch.*features"):
-        check_parity(broken, vision, {"image": example_vision(SPEC)}, VISION_OUTPUTS)  # type: ignore[arg-type]
+        check_parity(broken, vision, {"image": example_vision(SPEC)}, VISION_OUTPUTS)
 
 
 def test_ensure_onnx_reuses_a_verified_set(artifacts: Path, tmp_path: Path) -> None:
@@ -119,7 +116,7 @@ def test_every_backbone_exports_with_the_same_io_contract_and_runs_in_onnx_runti
 ) -> None:
     # The default backbone is covered by the session's artifact set above; the others by this.
     spec = replace(SPEC, backbone=backbone)
-    encoders = onnx_encoders(spec, tmp_path / backbone, threads=1)
+    encoders = onnx_encoders(spec, ensure_artifacts(spec, tmp_path / backbone), threads=1)
     manifest = load_manifest(tmp_path / backbone)
     assert manifest.model_id == spec_model_id(spec) == encoders.model_id
     assert manifest.model_id.startswith(f"{backbone}-") and manifest.spec["backbone"] == backbone

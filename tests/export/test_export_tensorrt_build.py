@@ -12,24 +12,23 @@ from engines.artifact_set import SPEC, copy_set
 from engines.fake_tensorrt import FakeGpu
 from packaging.version import Version
 
+from edge.artifacts.engines import BUILD_RECORD, engine_dir, engines_stale
+from edge.artifacts.fingerprint import DeviceFingerprint, cuda_driver_version_string, gpu_unavailable_reason
+from edge.artifacts.manifest import load_manifest
+from edge.artifacts.names import engine_file, onnx_file
 from edge.config.skus import SkuSection
-from edge.engines.artifacts import engine_file, onnx_file
 from edge.engines.tensorrt_runner import TensorRtRunner
-from edge.inspection.backbone import file_sha256
-from edge.inspection.inspector import Inspector, InspectorSettings
-from edge.inspection.sizing import sku_input_size
+from edge.inspection.inspector import Inspector
+from edge.inspection.settings import InspectorSettings
+from edge.model.backbone_catalog import file_sha256
+from edge.model.sizing import sku_input_size
 from export import tensorrt_build
-from export.fingerprint import DeviceFingerprint, cuda_driver_version_string, gpu_unavailable_reason
-from export.manifest import load_manifest
 from export.tensorrt_build import (
-    BUILD_RECORD,
     TIMING_CACHE,
     EngineBuildError,
     build_engine,
     build_engines,
     dynamic_ranges,
-    engine_dir,
-    engines_stale,
     network_flags,
     profile_shapes,
 )

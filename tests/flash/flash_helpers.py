@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from edge.config.resolve import ResolvedConfig
-from edge.flash.banks import BankReport, SkuReport
+from edge.golden.banks import BankReport, SkuReport
 
 CONFIG: dict[str, Any] = {
     "version": 1,

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from edge.config.safe_mode import ActiveConfig, load_active_config
-from edge.flash.banks import build_banks
+from edge.engines.encoders import torch_encoders
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
-from edge.inspection.model import ModelSpec, torch_encoders
-from edge.inspection.synthetic import write_sku
+from edge.golden.banks import build_banks
+from edge.model.spec import ModelSpec
+from edge.synthetic.parts import write_sku
 from flash.test_flash_real_banks import SIZE, make_config
 
 KILLS = 15  # SIGKILLs that must land while a flash is running

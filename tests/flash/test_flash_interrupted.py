@@ -7,11 +7,12 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.cli import main as flash_main
-from edge.flash.flash import FlashOptions, flash, resolve_interrupted
+from edge.flash.flash import FlashOptions, flash
 from edge.flash.interrupted import PENDING_NAME, mark_pending, read_pending
 from edge.flash.journal import Journal
+from edge.flash.rollback import resolve_interrupted
 from flash.flash_helpers import standin_builder, variant
 
 AddHook = Callable[[str, str, str], Path]

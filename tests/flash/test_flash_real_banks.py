@@ -11,12 +11,13 @@ import cv2
 import pytest
 import yaml
 
-from edge.config.safe_mode import ActiveConfig, load_active_config
-from edge.flash.banks import build_banks
+from edge.engines.encoders import Encoders, torch_encoders
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, FlashResult, flash
+from edge.golden.banks import build_banks
 from edge.inspection.bank import SkuBank
-from edge.inspection.model import Encoders, ModelSpec, torch_encoders
-from edge.inspection.synthetic import write_sku
+from edge.model.spec import ModelSpec
+from edge.synthetic.parts import write_sku
 from flash.flash_helpers import CONFIG
 
 SIZE = (128, 128)

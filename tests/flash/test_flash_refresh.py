@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-import edge.inspection.model as model_module
-from edge.config.safe_mode import ActiveConfig, load_active_config
+import edge.model.spec as model_module
+from edge.artifacts.manifest import load_manifest
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
 from edge.flash.refresh import refresh
-from edge.inspection.model import ModelSpec, spec_model_id
-from edge.inspection.synthetic import write_sku
-from export.manifest import load_manifest
+from edge.model.spec import ModelSpec, spec_model_id
+from edge.synthetic.parts import write_sku
 from export.onnx_export import export_onnx
 from flash.test_flash_real_banks import SIZE, make_config
 

@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.config.safe_mode import ActiveConfig, SafeMode, load_active_config
-from edge.flash.flash import FlashOptions, flash, rollback, station_lock
+from edge.flash.active import ActiveConfig, SafeMode, load_active_config
+from edge.flash.flash import FlashOptions, flash
 from edge.flash.journal import Journal
+from edge.flash.lock import station_lock
+from edge.flash.rollback import rollback
 from flash.flash_helpers import standin_builder, variant
 
 AddHook = Callable[[str, str, str], Path]

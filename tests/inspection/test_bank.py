@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.engines.encoders import Encoders
 from edge.inspection.augment import LinePerturbation
 from edge.inspection.bank import BankError, SkuBank, shown_label
 from edge.inspection.inspector import Inspector
-from edge.inspection.model import Encoders
-from edge.inspection.synthetic import make_part
+from edge.synthetic.parts import make_part
 
 
 def test_roundtrip_keeps_everything(enrolled_inspector: Inspector, tmp_path: Path) -> None:

@@ -6,13 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.engines.base import EngineInputError
+from edge.engines.encoders import Encoders
 from edge.inspection.augment import LinePerturbation
-from edge.inspection.inspector import InspectionError, Inspector, InspectorSettings, SkuSettings
-from edge.inspection.model import Encoders
-from edge.inspection.preprocess import ImageError
-from edge.inspection.synthetic import DEFECTS, make_part
+from edge.inspection.inspector import Inspector
+from edge.inspection.settings import InspectionError, InspectorSettings, SkuSettings
 from edge.inspection.types import Verdict
+from edge.model.io import EngineInputError
+from edge.model.preprocess import ImageError
+from edge.synthetic.parts import DEFECTS, make_part
 
 
 def _box_hits_mask(box: tuple[int, int, int, int], mask: np.ndarray) -> bool:

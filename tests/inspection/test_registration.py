@@ -8,7 +8,7 @@ import numpy.typing as npt
 import pytest
 
 from edge.inspection.registration import register, scale_affine, warp_to_frame
-from edge.inspection.synthetic import make_part
+from edge.synthetic.parts import make_part
 
 
 def _gray() -> np.ndarray:

@@ -1,6 +1,6 @@
 """Fixtures for the review station tests: archived parts from the real inspection core, a running review UI.
 
-The parts are synthetic (``edge.inspection.synthetic``) but inspected by the real inspector (PyTorch
+The parts are synthetic (``edge.synthetic.parts``) but inspected by the real inspector (PyTorch
 encoders at 128 x 128), so the archive holds genuine heatmaps, boxes and templates.
 """
 
@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from edge.capture.frame import Frame
+from edge.capture.part import Part
+from edge.engines.encoders import torch_encoders
 from edge.inspection.inspector import Inspector
-from edge.inspection.model import ModelSpec, torch_encoders
-from edge.inspection.synthetic import make_part
 from edge.inspection.types import InspectionResult, Verdict
+from edge.model.spec import ModelSpec
 from edge.mqtt.payloads import VerdictPayload
 from edge.review.auth import User, hash_password
 from edge.review.feedback import GoldenFeedback
@@ -29,7 +30,7 @@ from edge.review.server import TlsFiles
 from edge.review.station import ReviewSetup, StationReview
 from edge.review.views import DispositionSink
 from edge.runtime.archive import ImageArchive, bank_templates
-from edge.runtime.parts import Part
+from edge.synthetic.parts import make_part
 
 SIZE = 128
 PASSWORDS = {"olga": "operator-pw", "erik": "engineer-pw"}

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from edge.capture.frame import Frame
+from edge.capture.part import Part
 from edge.inspection.inspector import Inspector
 from edge.inspection.types import Verdict
 from edge.mqtt.payloads import VerdictPayload
 from edge.review.index import PartFilter, PartRecord
 from edge.review.retention import RetentionPolicy
 from edge.runtime.archive import ImageArchive, bank_templates
-from edge.runtime.parts import Part
 from review.conftest import Inspected, Ui
 
 QUOTA = 1_500_000

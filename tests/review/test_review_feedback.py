@@ -18,14 +18,14 @@ import pytest
 import yaml
 
 from edge.config.resolve import list_images
-from edge.config.safe_mode import ActiveConfig, load_active_config
-from edge.flash.banks import build_banks
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
+from edge.golden.banks import build_banks
 from edge.inspection.inspector import Inspector
-from edge.inspection.synthetic import make_part
 from edge.inspection.types import Verdict
 from edge.review.feedback import GoldenFeedback
 from edge.runtime.archive import ImageArchive
+from edge.synthetic.parts import make_part
 from review.conftest import SIZE, UiFactory, inspect
 
 SCRATCHED = "st1-000000001"  # archived NG part of SKU "plate" with a real scratch

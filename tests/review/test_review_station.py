@@ -16,12 +16,14 @@ from fixtures.mosquitto import MosquittoBroker
 from fixtures.mqtt_subscriber import Subscriber
 from runtime.conftest import write_parts
 
-from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
-from edge.inspection.model import ModelSpec, default_artifact_dir, onnx_encoders
+from edge.model.spec import ModelSpec
 from edge.mqtt.validate import validate
 from edge.review.auth import hash_password
-from edge.runtime.app import RunOptions, StationApp
+from edge.runtime.app import StationApp
+from edge.runtime.options import RunOptions
+from export.ensure import ensure_artifacts
 from review.conftest import Ui
 
 ROOT = "plant/l1/st7"
@@ -30,9 +32,7 @@ ROOT = "plant/l1/st7"
 @pytest.fixture(scope="session")
 def artifact_dir() -> Path:
     """The per-user ONNX cache (exported once)."""
-    spec = ModelSpec()
-    onnx_encoders(spec)
-    return default_artifact_dir(spec)
+    return ensure_artifacts(ModelSpec())
 
 
 def station_yaml(

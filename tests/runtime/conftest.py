@@ -13,7 +13,7 @@ from fixtures.mosquitto import MosquittoBroker
 from fixtures.mqtt_subscriber import Subscriber
 from fixtures.station_link import STATION_ROOT
 
-from edge.inspection.synthetic import make_part
+from edge.synthetic.parts import make_part
 
 ROOT = STATION_ROOT
 

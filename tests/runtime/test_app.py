@@ -21,12 +21,14 @@ from fixtures.mosquitto import MosquittoBroker
 from fixtures.mqtt_subscriber import Subscriber
 from fixtures.sparkplug_host import SparkplugHost
 
-from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.artifacts.manifest import Manifest, write_manifest
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
-from edge.inspection.model import ModelSpec, default_artifact_dir, onnx_encoders
+from edge.model.spec import ModelSpec
 from edge.mqtt import Outbox
 from edge.review.index import INDEX_NAME, ArchiveIndex
-from edge.runtime.app import EXIT_SAFE_MODE
+from edge.runtime.options import EXIT_SAFE_MODE
+from export.ensure import ensure_artifacts
 from runtime.conftest import write_parts
 from runtime.support import assert_contiguous, wait_verdicts
 
@@ -37,9 +39,7 @@ ROOT = "plant/l1/st9"
 @pytest.fixture(scope="session")
 def artifact_dir() -> Path:
     """The per-user ONNX cache (exported once, shared with the station subprocesses)."""
-    spec = ModelSpec()
-    onnx_encoders(spec)
-    return default_artifact_dir(spec)
+    return ensure_artifacts(ModelSpec())
 
 
 def station_config(tmp_path: Path, broker: MosquittoBroker, artifact_dir: Path, **extra: Any) -> Path:
@@ -300,6 +300,33 @@ def test_a_huge_frame_neither_blocks_nor_crashes_the_stop_and_its_part_is_in_the
         assert huge.files or huge.cut_short == "station stopping: archiving cut short after 5 s"
     finally:
         index.close()
+    sub.close()
+
+
+@pytest.mark.parametrize("exported", ["nothing", "another model"])
+def test_missing_or_stale_artifacts_give_safe_mode_with_the_command_that_builds_them(
+    tmp_path: Path, mosquitto: MosquittoBroker, start_station: Any, exported: str
+) -> None:
+    # `edge run` only loads: it never exports, it names the one command that does.
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    if exported == "another model":
+        (artifacts / "vision_encoder.onnx").write_bytes(b"made by an older model")
+        write_manifest(
+            artifacts, Manifest(model_id="lite0-000000000000", spec={}, weights_sha256="", opset=17, io={})
+        )
+    before = sorted(p.name for p in artifacts.iterdir())
+    config = station_config(tmp_path, mosquitto, artifacts)
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    safe = wait_state(sub, "safe_mode", 120, log)
+    assert f"run `edge export onnx --out {artifacts}` first" in safe["reason"], safe["reason"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == EXIT_SAFE_MODE
+    assert sorted(p.name for p in artifacts.iterdir()) == before  # nothing exported behind the line's back
+    assert "Traceback" not in log.read_text()
     sub.close()
 
 

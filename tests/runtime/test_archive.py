@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 
 from edge.capture.frame import Frame
+from edge.capture.part import Part
 from edge.inspection.types import InspectionResult, Verdict
 from edge.mqtt.payloads import VerdictPayload
 from edge.review.index import ArchiveIndex
 from edge.review.retention import RetentionPolicy
 from edge.runtime.archive import CUT_SHORT_GRACE_S, PREVIEW_MAX_SIDE, ImageArchive
-from edge.runtime.parts import Part
 
 POLICY = RetentionPolicy(max_age_s=86400, quota_bytes=4 << 30, min_free_bytes=0)
 

@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent(
     from edge.capture.frame import Frame
     from edge.mqtt.payloads import VerdictPayload
     from edge.runtime.archive import ImageArchive
-    from edge.runtime.parts import Part
+    from edge.capture.part import Part
 
     archive = ImageArchive(Path(sys.argv[1]))
     image = np.random.default_rng(0).integers(0, 255, (6000, 6000, 3), dtype=np.uint8)  # slow to encode

@@ -28,7 +28,7 @@ def test_an_archive_still_encoding_at_exit_does_not_take_the_process_down(tmp_pa
         from edge.mqtt.payloads import VerdictPayload
         from edge.runtime.archive import ImageArchive
         from edge.runtime.cli import leave
-        from edge.runtime.parts import Part
+        from edge.capture.part import Part
 
         logging.basicConfig(level=logging.INFO)
         archive = ImageArchive(Path({str(tmp_path / "archive")!r}))

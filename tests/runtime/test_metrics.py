@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import urllib.request
 
+from edge.capture.part import Part
 from edge.inspection.types import Verdict
 from edge.mqtt import VerdictPayload
 from edge.mqtt.validate import validate
 from edge.runtime.metrics import MetricsServer, StationMetrics
-from edge.runtime.parts import Part
 
 
 def record(metrics: StationMetrics, seq: int, kind: Verdict) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from edge.capture.part import Part
 from edge.mqtt import Outbox, OutboxFull, VerdictPayload
-from edge.runtime.parts import Part
 from edge.runtime.publisher import OrderedPublisher
 
 

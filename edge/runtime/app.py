@@ -672,6 +672,7 @@ class StationApp:
             config=f"{config.get('id')} v{config.get('version')} · {str(config.get('hash'))[:12]}"
             if config
             else None,
+            config_ref=config,
             backend=state["backend"],
             metrics=self.metrics.snapshot().to_dict() if self.metrics else {},
             recent=self._recent.latest(),

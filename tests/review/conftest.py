@@ -27,7 +27,7 @@ from edge.review.feedback import GoldenFeedback
 from edge.review.live import RecentPart, StationSnapshot
 from edge.review.server import TlsFiles
 from edge.review.station import ReviewSetup, StationReview
-from edge.review.views import DispositionSink
+from edge.review.context import DispositionSink
 from edge.runtime.archive import ImageArchive, bank_templates
 from edge.runtime.parts import Part
 
@@ -124,8 +124,8 @@ class Ui:
         *,
         form: Mapping[str, str | list[str]] | None = None,
         cookie: str | None = None,
-    ) -> tuple[int, dict[str, str], bytes, list[str]]:
-        """One request; returns status, headers (last value wins), body and every Set-Cookie."""
+    ) -> tuple[int, http.client.HTTPMessage, bytes, list[str]]:
+        """One request; returns status, headers (names case-insensitive), body and every Set-Cookie."""
         parsed = urllib.parse.urlsplit(self.url)
         if parsed.scheme == "https":
             import ssl
@@ -151,7 +151,7 @@ class Ui:
             data = response.read()
             return (
                 response.status,
-                dict(response.getheaders()),
+                response.headers,
                 data,
                 response.headers.get_all("Set-Cookie") or [],
             )

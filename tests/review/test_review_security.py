@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import urllib.parse
 
 import pytest
@@ -58,7 +59,9 @@ def test_session_cookie_is_httponly_and_samesite_strict(ui: Ui) -> None:
         "POST", "/login", form={"user": "olga", "password": "operator-pw", "csrf": csrf}, cookie=pre
     )
     session = next(c for c in cookies if c.startswith("edge_review="))
-    assert "HttpOnly" in session and "SameSite=Strict" in session and "Secure" not in session
+    # Attribute names and values are case-insensitive (RFC 6265 5.2); Starlette writes "SameSite=strict".
+    attributes = [a.strip().lower() for a in session.split(";")]
+    assert "httponly" in attributes and "samesite=strict" in attributes and "secure" not in attributes
 
 
 def test_logout_revokes_the_session(ui: Ui) -> None:
@@ -152,7 +155,7 @@ def test_no_hsts_over_plain_http(ui: Ui) -> None:
     assert "Strict-Transport-Security" not in headers
 
 
-def _wrong_login(ui: Ui, user: str) -> tuple[int, dict[str, str], bytes]:
+def _wrong_login(ui: Ui, user: str) -> tuple[int, http.client.HTTPMessage, bytes]:
     _, _, body, cookies = ui.request("GET", "/login")
     pre, csrf = _cookie(cookies, "edge_review_pre"), _csrf(body)
     status, headers, body, _ = ui.request(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from edge.review.errors import HttpError
 
 MAX_BODY_BYTES = 64 * 1024
 """Forms and JSON bodies of the review service are a few hundred bytes; nothing needs more."""
@@ -67,7 +66,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         seen = 0
-        too_large = HttpError(413, f"request body larger than {self.limit} bytes")
+        # Starlette's exception, not HttpError: FastAPI turns any other error raised while it reads a JSON
+        # body into a generic 400, but passes this one on to the app's handler.
+        too_large = HTTPException(413, f"request body larger than {self.limit} bytes")
 
         async def counting_receive() -> Message:
             nonlocal seen

@@ -234,6 +234,7 @@ def snapshot(inspected: list[Inspected]) -> StationSnapshot:
         status="online",
         sku="plate",
         config="st1 v1 · 0123456789ab",
+        config_ref={"id": "st1", "version": 1, "hash": "0123456789abcdef"},
         backend="torch",
         metrics={
             "throughput_pps": 2.5,
@@ -266,6 +267,7 @@ def ui_factory(tmp_path: Path, archive: ImageArchive, inspected: list[Inspected]
             key_file=tmp_path / "data" / "review-session.key",
             users=users(),
             station="st1",
+            tokens_file=tmp_path / "data" / "review-tokens.json",
         )
         ui = Ui(
             StationReview(
@@ -283,6 +285,13 @@ def ui_factory(tmp_path: Path, archive: ImageArchive, inspected: list[Inspected]
     yield factory
     for review in started:
         review.stop()
+
+
+def api_token(ui: Ui, name: str, role: str) -> str:
+    """A new API token of ``ui``'s station (as ``edge review token create`` makes it)."""
+    assert ui.review.context.tokens is not None
+    token, _ = ui.review.context.tokens.create(name, role, created_by="test")
+    return token
 
 
 @pytest.fixture

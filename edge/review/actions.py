@@ -49,14 +49,18 @@ def image_file(ctx: ReviewContext, part: PartRecord, kind: str) -> tuple[Path, s
 
     """
     if kind not in IMAGE_KINDS:
-        raise HttpError(404, f"no image kind {kind!r}: expected one of {', '.join(IMAGE_KINDS)}", where="path.kind")
+        raise HttpError(
+            404, f"no image kind {kind!r}: expected one of {', '.join(IMAGE_KINDS)}", where="path.kind"
+        )
     name = part.files.get(kind)
     if name is None or part.dir is None:
         raise HttpError(404, f"part {part.part_id!r} has no {kind} image", where="path.kind")
     root = ctx.archive_root.resolve()
     path = (root / part.dir / name).resolve()
     if not path.is_relative_to(root) or not path.is_file():
-        log.warning("review: refused image path %s of part %s (outside the archive or missing)", path, part.part_id)
+        log.warning(
+            "review: refused image path %s of part %s (outside the archive or missing)", path, part.part_id
+        )
         raise HttpError(404, f"the {kind} image of part {part.part_id!r} is missing from the archive")
     return path, mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
@@ -80,7 +84,9 @@ def record_disposition(
 
     """
     if kind not in DISPOSITIONS:
-        raise HttpError(400, f"disposition must be one of {', '.join(DISPOSITIONS)}", where="body.disposition")
+        raise HttpError(
+            400, f"disposition must be one of {', '.join(DISPOSITIONS)}", where="body.disposition"
+        )
     defect_class = (defect_class or "").strip() or None
     comment = comment.strip()
     if kind == "confirm_defect" and defect_class is None:
@@ -94,7 +100,9 @@ def record_disposition(
     if len(comment) > MAX_COMMENT:
         raise HttpError(400, f"comment: at most {MAX_COMMENT} characters", where="body.comment")
     disposition: Disposition = "confirm_defect" if kind == "confirm_defect" else "false_alarm"
-    stored = ctx.index.add_disposition(part.part_id, disposition, user, defect_class=defect_class, comment=comment)
+    stored = ctx.index.add_disposition(
+        part.part_id, disposition, user, defect_class=defect_class, comment=comment
+    )
     log.info("review: %s marked %s %s", user, part.part_id, kind)
     publish_pending(ctx)
     return next((d for d in ctx.index.dispositions(part.part_id) if d.id == stored.id), stored)

@@ -24,7 +24,7 @@ from edge.review.api.openapi import API_VERSION, DESCRIPTION, TITLE, openapi_doc
 from edge.review.context import ReviewContext
 from edge.review.errors import HttpError
 from edge.review.middleware import BodyLimit, SecurityHeaders, security_headers
-from edge.review.security import LoginRedirect
+from edge.review.security import LoginRequiredError
 from edge.review.ui import feedback as ui_feedback
 from edge.review.ui import login as ui_login
 from edge.review.ui import parts as ui_parts
@@ -62,12 +62,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     for error in exc.errors():
         where = ".".join(str(p) for p in error.get("loc", ()))
         problems.append((where, f"{where}: {error.get('msg', 'invalid')}"))
-    where = problems[0][0] if problems else None
-    return _error(request, 400, "; ".join(m for _, m in problems) or "bad request", where)
+    first = problems[0][0] if problems else None
+    return _error(request, 400, "; ".join(m for _, m in problems) or "bad request", first)
 
 
 async def _login_redirect(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, LoginRedirect)
+    assert isinstance(exc, LoginRequiredError)
     return RedirectResponse("/login?" + query_string({"next": exc.target}), 303)
 
 
@@ -120,7 +120,7 @@ def create_app(ctx: ReviewContext | None) -> FastAPI:
     app.add_exception_handler(HttpError, _http_error)
     app.add_exception_handler(HTTPException, _starlette_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(LoginRedirect, _login_redirect)
+    app.add_exception_handler(LoginRequiredError, _login_redirect)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so it also heads 413s and 404s

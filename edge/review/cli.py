@@ -135,7 +135,9 @@ def _token_store(args: argparse.Namespace) -> TokenStore:
             raise TokenError(f"{args.root}: no valid active config ({active.reason})")
         resolved = active.resolved
     else:
-        resolved = load_and_resolve(args.config, roots=default_allowed_roots(args.config), load_producer=False)
+        resolved = load_and_resolve(
+            args.config, roots=default_allowed_roots(args.config), load_producer=False
+        )
     data_dir = resolved.paths.get("storage.data_dir", Path(resolved.config.storage.data_dir))
     return TokenStore(data_dir / TOKENS_NAME)
 
@@ -173,13 +175,21 @@ def token_list_command(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         rows = [
-            {"name": t.name, "role": t.role, "created": t.created, "created_by": t.created_by, "revoked": t.revoked}
+            {
+                "name": t.name,
+                "role": t.role,
+                "created": t.created,
+                "created_by": t.created_by,
+                "revoked": t.revoked,
+            }
             for t in tokens
         ]
         print(json.dumps(rows, indent=2))
         return 0
     for t in tokens:
-        state = "active" if t.active else f"revoked {time.strftime('%Y-%m-%d %H:%M', time.localtime(t.revoked))}"
+        state = (
+            "active" if t.active else f"revoked {time.strftime('%Y-%m-%d %H:%M', time.localtime(t.revoked))}"
+        )
         made = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created))
         print(f"{t.name:24} {t.role:9} made {made} by {t.created_by or '-':12} {state}")
     return 0

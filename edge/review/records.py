@@ -16,7 +16,6 @@ IMAGE_KINDS = ("frame", "template", "heatmap", "overlay")
 """Images an archived part may have: camera frame, retrieved template, anomaly heatmap, heatmap over frame."""
 
 
-
 @dataclass(frozen=True)
 class PartRecord:
     """One archived part as the index knows it.

@@ -1,8 +1,8 @@
 """Who is asking, and may they: sessions, CSRF, roles and API tokens as FastAPI dependencies.
 
 * **Pages** need a session cookie: a page request without one is redirected to the login page
-  (:class:`LoginRedirect`), anything else (images, forms) gets 401. Every form POST must carry the session's
-  CSRF token in its ``csrf`` field (403 without).
+  (:class:`LoginRequiredError`), anything else (images, forms) gets 401. Every form POST must carry the
+  session's CSRF token in its ``csrf`` field (403 without).
 * **The JSON API** takes ``Authorization: Bearer <token>`` (machine clients, :mod:`edge.review.tokens`) or the
   same session cookie as the pages (an HMI page on the station). A cookie request that changes something must
   send the session's CSRF token in ``X-CSRF-Token``: a browser attaches the cookie to a forged cross-site
@@ -65,7 +65,7 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
 # -- pages ---------------------------------------------------------------------------------------------------
 
 
-class LoginRedirect(Exception):
+class LoginRequiredError(Exception):
     """A page was asked for without a session: answered with a redirect to the login page."""
 
     def __init__(self, target: str) -> None:
@@ -83,7 +83,7 @@ def page_session(request: Request) -> Session:
     if session is None:
         # The still-encoded path: a part id may contain '/' or '?', which the decoded path has lost.
         raw = request.scope.get("raw_path") or request.url.path.encode()
-        raise LoginRedirect(bytes(raw).decode("latin-1"))
+        raise LoginRequiredError(bytes(raw).decode("latin-1"))
     return session
 
 
@@ -196,7 +196,9 @@ def api_principal(
     if request.method not in SAFE_METHODS and not ctx.auth.check_csrf(
         session.sid, request.headers.get(CSRF_HEADER)
     ):
-        log.warning("review API: %s %s by %s without CSRF token", request.method, request.url.path, session.user.name)
+        log.warning(
+            "review API: %s %s by %s without CSRF token", request.method, request.url.path, session.user.name
+        )
         raise HttpError(
             403,
             f"CSRF token missing or invalid: a session-cookie request that changes something must send "

@@ -60,7 +60,9 @@ class ReviewServer:
 
     """
 
-    def __init__(self, app: ASGIApp, bind: str = "127.0.0.1", port: int = 8080, tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, bind: str = "127.0.0.1", port: int = 8080, tls: TlsFiles | None = None
+    ) -> None:
         tls_context = tls.context() if tls is not None else None
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)

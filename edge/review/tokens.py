@@ -155,7 +155,7 @@ class TokenStore:
         with self._editing() as tokens:
             if any(t.name == name and t.active for t in tokens):
                 raise TokenError(f"an active token named {name!r} exists: revoke it first, or pick a name")
-            entry = ApiToken(name, role, _digest(token), time.time(), created_by)  # type: ignore[arg-type]
+            entry = ApiToken(name, role, _digest(token), time.time(), created_by)
             tokens.append(entry)
         return token, entry
 

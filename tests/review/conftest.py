@@ -23,11 +23,11 @@ from edge.inspection.synthetic import make_part
 from edge.inspection.types import InspectionResult, Verdict
 from edge.mqtt.payloads import VerdictPayload
 from edge.review.auth import User, hash_password
+from edge.review.context import DispositionSink
 from edge.review.feedback import GoldenFeedback
 from edge.review.live import RecentPart, StationSnapshot
 from edge.review.server import TlsFiles
 from edge.review.station import ReviewSetup, StationReview
-from edge.review.context import DispositionSink
 from edge.runtime.archive import ImageArchive, bank_templates
 from edge.runtime.parts import Part
 

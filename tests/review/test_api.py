@@ -73,7 +73,11 @@ def test_an_operator_reviews_but_cannot_manage_tokens(ui: Ui, client: httpx.Clie
     )
     assert r.status_code == 201, r.text
     stored = r.json()
-    assert (stored["user"], stored["disposition"], stored["published"]) == ("token:hmi", "confirm_defect", True)
+    assert (stored["user"], stored["disposition"], stored["published"]) == (
+        "token:hmi",
+        "confirm_defect",
+        True,
+    )
     assert [p.user for p in ui.published] == ["token:hmi"]  # type: ignore[attr-defined]
     for method, path in (("GET", "/tokens"), ("DELETE", "/tokens/mes-admin")):
         r = client.request(method, API + path, headers=bearer(operator))
@@ -98,7 +102,9 @@ def test_session_cookie_writes_need_the_csrf_header(ui: Ui, client: httpx.Client
         assert r.status_code == 403, token
         assert r.json()["where"] == "header.X-CSRF-Token"
     assert ui.review.index.dispositions(NG) == []
-    r = client.post(url(NG, "/dispositions"), json=body, headers={**headers, "X-CSRF-Token": me["csrf_token"]})
+    r = client.post(
+        url(NG, "/dispositions"), json=body, headers={**headers, "X-CSRF-Token": me["csrf_token"]}
+    )
     assert r.status_code == 201 and r.json()["user"] == "olga"
     history = client.get(url(NG, "/dispositions"), headers=headers).json()
     assert [(d["disposition"], d["comment"]) for d in history] == [("false_alarm", "glare")]
@@ -145,18 +151,29 @@ def test_a_part_with_its_boxes_and_images(ui: Ui, client: httpx.Client) -> None:
         assert r.content.startswith(magic[r.headers["Content-Type"]]), kind
     assert client.get(part["images"]["frame"], headers=auth).headers["Content-Type"] == "image/png"
     skipped = client.get(url(SKIPPED), headers=auth).json()
-    assert skipped["verdict"] == "NOT_INSPECTED" and skipped["images"] == {} and "overload" in skipped["reason"]
+    assert (
+        skipped["verdict"] == "NOT_INSPECTED" and skipped["images"] == {} and "overload" in skipped["reason"]
+    )
     r = client.get(url(SKIPPED, "/images/frame"), headers=auth)
     assert r.status_code == 404 and r.json()["message"] == f"part {SKIPPED!r} has no frame image"
 
 
 def test_unknown_parts_and_routes_are_404_json(ui: Ui, client: httpx.Client) -> None:
     auth = bearer(api_token(ui, "mes", "operator"))
-    for path in (url("st1-999"), url("st1-999", "/images/frame"), url("st1-999", "/dispositions"), url("../../index.db")):
+    for path in (
+        url("st1-999"),
+        url("st1-999", "/images/frame"),
+        url("st1-999", "/dispositions"),
+        url("../../index.db"),
+    ):
         r = client.get(path, headers=auth)
         assert r.status_code == 404, path
         body = r.json()
-        assert body["error"] == "Not Found" and body["where"] == "path.part_id" and "no archived part" in body["message"]
+        assert (
+            body["error"] == "Not Found"
+            and body["where"] == "path.part_id"
+            and "no archived part" in body["message"]
+        )
     r = client.post(url("st1-999", "/dispositions"), json={"disposition": "false_alarm"}, headers=auth)
     assert r.status_code == 404
     r = client.get(f"{API}/nothing-here", headers=auth)
@@ -173,7 +190,11 @@ def test_unknown_parts_and_routes_are_404_json(ui: Ui, client: httpx.Client) -> 
         ({"verdict": "MAYBE"}, "query.verdict", "'NG'"),
         ({"disposition": "fine"}, "query.disposition", "'false_alarm'"),
         ({"since": "yesterday"}, "query.since", "datetime"),
-        ({"since": "2026-12-03T10:00:00Z", "until": "2026-12-03T09:00:00Z"}, "query.until", "later than since"),
+        (
+            {"since": "2026-12-03T10:00:00Z", "until": "2026-12-03T09:00:00Z"},
+            "query.until",
+            "later than since",
+        ),
     ],
 )
 def test_bad_query_parameters_are_refused_saying_which(
@@ -198,11 +219,15 @@ def test_bad_bodies_and_image_kinds_are_refused_saying_which(ui: Ui, client: htt
     for body, where in cases:
         r = client.post(url(NG, "/dispositions"), json=body, headers=auth)
         assert r.status_code == 400 and r.json()["where"] == where, (body, r.text)
-    r = client.post(url(NG, "/dispositions"), content=b"{not json", headers={**auth, "Content-Type": "application/json"})
+    r = client.post(
+        url(NG, "/dispositions"), content=b"{not json", headers={**auth, "Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["where"].startswith("body")
     r = client.get(url(NG, "/images/secret"), headers=auth)
     assert r.status_code == 400 and r.json()["where"] == "path.kind" and "'frame'" in r.json()["message"]
-    r = client.post(url(NG, "/dispositions"), content=b"x" * 100_000, headers={**auth, "Content-Type": "application/json"})
+    r = client.post(
+        url(NG, "/dispositions"), content=b"x" * 100_000, headers={**auth, "Content-Type": "application/json"}
+    )
     assert r.status_code == 413
     assert ui.review.index.dispositions(NG) == [] and ui.published == []
 
@@ -220,4 +245,7 @@ def test_station_state_config_and_counters(ui: Ui, client: httpx.Client) -> None
     stats = client.get(f"{API}/stats", headers=auth).json()
     assert [(s["sku"], s["archived"]["NG"]) for s in stats] == [("plate", 2)]
     r = client.get(f"{API}/station", headers=auth)
-    assert "default-src 'none'" in r.headers["Content-Security-Policy"] and r.headers["Cache-Control"] == "no-store"
+    assert (
+        "default-src 'none'" in r.headers["Content-Security-Policy"]
+        and r.headers["Cache-Control"] == "no-store"
+    )

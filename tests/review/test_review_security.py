@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import urllib.parse
 
+import httpx
 import pytest
 from fixtures.mosquitto import BrokerCerts
 
@@ -172,3 +173,40 @@ def test_guessing_many_names_from_one_address_is_slowed(ui: Ui) -> None:
     status, headers, body = _wrong_login(ui, "olga")
     assert status == 429 and int(headers["Retry-After"]) >= 1
     assert b"try again in" in body
+
+
+def test_x_forwarded_for_does_not_choose_whose_attempts_count(ui: Ui) -> None:
+    # uvicorn trusts X-Forwarded-For from loopback by default; the review server turns that off.
+    statuses = []
+    with httpx.Client(base_url=ui.url, timeout=30) as client:
+        for i in range(6):
+            page = client.get("/login")
+            form = {"user": f"name{i}", "password": "guess", "csrf": _csrf(page.content)}
+            r = client.post("/login", data=form, headers={"X-Forwarded-For": f"10.1.2.{i}"})
+            statuses.append(r.status_code)
+    assert statuses[:3] == [401, 401, 401] and 429 in statuses[3:], statuses
+
+
+def test_oversized_and_non_form_bodies_are_refused(ui: Ui) -> None:
+    session, csrf = ui.login("olga")
+    status, _, body, _ = ui.request(
+        "POST", f"/parts/{ENCODED}/disposition", form={"csrf": csrf, "comment": "x" * 70_000}, cookie=session
+    )
+    assert status == 413 and b"larger than" in body
+    with httpx.Client(base_url=ui.url, timeout=30) as client:
+        r = client.post(
+            f"/parts/{ENCODED}/disposition",
+            files={"disposition": ("a.txt", b"false_alarm")},
+            headers={"Cookie": session},
+        )
+        assert r.status_code == 415
+    assert ui.review.index.dispositions(PART) == []
+
+
+def test_markup_in_part_data_is_escaped(ui: Ui) -> None:
+    session, csrf = ui.login("olga")
+    evil = "<script>alert(1)</script>"
+    form = {"csrf": csrf, "disposition": "confirm_defect", "defect_class": evil, "comment": evil}
+    assert ui.request("POST", f"/parts/{ENCODED}/disposition", form=form, cookie=session)[0] == 303
+    status, _, body, _ = ui.request("GET", f"/parts/{ENCODED}", cookie=session)
+    assert status == 200 and evil.encode() not in body and b"&lt;script&gt;" in body

@@ -11,7 +11,10 @@ PREFIX = "/api/v1"
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Error, "description": "No valid token or session."},
-    403: {"model": Error, "description": "The role may not do this, or a session write lacks its CSRF token."},
+    403: {
+        "model": Error,
+        "description": "The role may not do this, or a session write lacks its CSRF token.",
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Error, "description": "No such archived part."}}
 

@@ -102,7 +102,9 @@ def part_image(
     """The camera frame, the golden template it was compared with, the anomaly heatmap, or the overlay."""
     ctx = context(request)
     path, ctype = image_file(ctx, find_part(ctx, part_id), kind)
-    return Response(path.read_bytes(), 200, media_type=ctype, headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        path.read_bytes(), 200, media_type=ctype, headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 @router.get("/parts/{part_id:path}/dispositions", summary="A part's review history", responses=NOT_FOUND)

@@ -1,4 +1,4 @@
-"""``/api/v1`` about the station: who is asking, state and active config, counters, review statistics, tokens."""
+"""``/api/v1`` on the station: the caller, state and active config, counters, review statistics, tokens."""
 
 from __future__ import annotations
 

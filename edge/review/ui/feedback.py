@@ -118,7 +118,9 @@ def threshold(
     if value is not None and not (math.isfinite(value) and value > 0):
         raise HttpError(400, "threshold must be a positive number")
     if ctx.feedback is None:
-        return stats_page(request, session, error="threshold changes need a flashed station (edge run --root)")
+        return stats_page(
+            request, session, error="threshold changes need a flashed station (edge run --root)"
+        )
     feedback, user = ctx.feedback, session.user.name
     what = "calibrated" if value is None else f"{value:g}"
     return _start(

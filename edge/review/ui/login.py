@@ -73,7 +73,9 @@ def login(request: Request, form: Annotated[FormData, Depends(form_fields)]) -> 
     wait = ctx.auth.wait_s(name, address)
     if wait > 0:
         seconds = math.ceil(wait)
-        response = _login_page(request, next_path, f"Too many wrong passwords: try again in {seconds} s.", 429)
+        response = _login_page(
+            request, next_path, f"Too many wrong passwords: try again in {seconds} s.", 429
+        )
         response.headers["Retry-After"] = str(seconds)
         return response
     user = ctx.auth.login(name, str(form.get("password") or ""), address)
@@ -85,10 +87,10 @@ def login(request: Request, form: Annotated[FormData, Depends(form_fields)]) -> 
         return _login_page(request, next_path, "Wrong user name or password.", 401)
     cookie, _ = ctx.auth.issue(user)
     log.info("review: %s (%s) logged in", user.name, user.role)
-    response = RedirectResponse(_safe_next(next_path), 303)
-    set_cookie(response, request, SESSION_COOKIE, cookie, int(SESSION_TTL_S))
-    set_cookie(response, request, PRE_COOKIE, "", 0)
-    return response
+    redirect = RedirectResponse(_safe_next(next_path), 303)
+    set_cookie(redirect, request, SESSION_COOKIE, cookie, int(SESSION_TTL_S))
+    set_cookie(redirect, request, PRE_COOKIE, "", 0)
+    return redirect
 
 
 @router.post("/logout")

@@ -1,4 +1,4 @@
-"""The station and parts pages: status, metrics, the flagged-parts list, one part, its images, dispositions."""
+"""The station and parts pages: status, metrics, flagged parts, one part, its images, dispositions."""
 
 from __future__ import annotations
 
@@ -115,7 +115,9 @@ def part_image(
     if kind not in IMAGE_KINDS:  # before the lookup: an unknown kind says nothing about which parts exist
         raise HttpError(404, "no such image kind")
     path, ctype = image_file(ctx, find_part(ctx, part_id), kind)
-    return Response(path.read_bytes(), 200, media_type=ctype, headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        path.read_bytes(), 200, media_type=ctype, headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 @router.post("/parts/{part_id:path}/disposition")

@@ -38,5 +38,4 @@ def test_the_documented_curl_examples_work(ui: Ui, tmp_path: Path) -> None:
     assert (tmp_path / "frame.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "heatmap.jpg").read_bytes().startswith(b"\xff\xd8")
     assert '"where":"query.limit"' in done.stdout
-    assert [d.user for d in ui.review.index.dispositions(ui.review.index.parts()[0].part_id)] in ([], ["token:mes"])
     assert any(p.user == "token:mes" for p in ui.published)  # type: ignore[attr-defined]

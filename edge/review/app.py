@@ -23,7 +23,7 @@ from edge.review.api.models import Error
 from edge.review.api.openapi import API_VERSION, DESCRIPTION, TITLE, openapi_document
 from edge.review.context import ReviewContext
 from edge.review.errors import HttpError
-from edge.review.middleware import BodyLimit, SecurityHeaders, security_headers
+from edge.review.middleware import BodyLimit, HeadAsGet, SecurityHeaders, security_headers
 from edge.review.security import LoginRequiredError
 from edge.review.ui import feedback as ui_feedback
 from edge.review.ui import login as ui_login
@@ -92,6 +92,9 @@ def create_app(ctx: ReviewContext | None) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # Operation ids are the route functions' names (list_parts, get_part ...): generated clients name
+        # their methods after them.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.review = ctx
     app.include_router(api_parts.router)
@@ -123,6 +126,7 @@ def create_app(ctx: ReviewContext | None) -> FastAPI:
     app.add_exception_handler(LoginRequiredError, _login_redirect)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(BodyLimit)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so it also heads 413s and 404s
     return app
 

@@ -1,4 +1,4 @@
-"""ASGI middleware of the review service: security headers on every response, a cap on request bodies."""
+"""ASGI middleware of the review service: security headers, a cap on request bodies, HEAD as GET."""
 
 from __future__ import annotations
 
@@ -85,3 +85,28 @@ class BodyLimit:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 seen = int(value)  # refused at the route's first read, without reading a byte of it
         await self.app(scope, counting_receive, send)
+
+
+class HeadAsGet:
+    """Answers ``HEAD`` like ``GET`` without the body (monitoring probes and link checkers send it).
+
+    FastAPI routes declare GET only; running the GET route keeps the headers (length, type) identical.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one request."""
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)

@@ -65,8 +65,8 @@ class ReviewServer:
     ) -> None:
         tls_context = tls.context() if tls is not None else None
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-        # proto must say TCP: asyncio sets TCP_NODELAY only on accepted sockets whose proto is IPPROTO_TCP, and
-        # without it every keep-alive response waits for the client's delayed ACK (44 ms instead of 1 ms here).
+        # proto must say TCP: asyncio sets TCP_NODELAY only on accepted sockets whose proto is IPPROTO_TCP,
+        # and without it every keep-alive response waits for the client's delayed ACK (44 ms, not 1 ms here).
         self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -210,3 +210,10 @@ def test_markup_in_part_data_is_escaped(ui: Ui) -> None:
     assert ui.request("POST", f"/parts/{ENCODED}/disposition", form=form, cookie=session)[0] == 303
     status, _, body, _ = ui.request("GET", f"/parts/{ENCODED}", cookie=session)
     assert status == 200 and evil.encode() not in body and b"&lt;script&gt;" in body
+
+
+def test_head_is_answered_like_get_without_a_body(ui: Ui) -> None:
+    status, headers, body, _ = ui.request("HEAD", "/healthz")
+    assert (status, body) == (200, b"") and headers["Content-Length"] == str(len(b'{"status":"ok"}'))
+    status, headers, body, _ = ui.request("HEAD", "/parts")
+    assert status == 303 and body == b"" and headers["Location"].startswith("/login?next=")

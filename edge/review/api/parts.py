@@ -96,7 +96,7 @@ def list_parts(
         },
     },
 )
-def part_image(
+def get_part_image(
     request: Request, part_id: str, kind: ImageKind, _: Annotated[Principal, Depends(api_principal)]
 ) -> Response:
     """The camera frame, the golden template it was compared with, the anomaly heatmap, or the overlay."""

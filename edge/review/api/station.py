@@ -35,7 +35,7 @@ _NOT_GAUGES = {*_COUNTERS, "latency_ms", "timestamp", "window_s"}
 
 
 @router.get("/session", tags=["auth"], summary="Who the API takes the caller for")
-def me(request: Request, principal: Annotated[Principal, Depends(api_principal)]) -> Me:
+def get_session(request: Request, principal: Annotated[Principal, Depends(api_principal)]) -> Me:
     """The caller's name and role; for session-cookie callers also the CSRF token their writes must send."""
     session = principal.session
     csrf = context(request).auth.csrf_token(session.sid) if session is not None else None
@@ -43,7 +43,7 @@ def me(request: Request, principal: Annotated[Principal, Depends(api_principal)]
 
 
 @router.get("/station", tags=["station"], summary="State, active config and SKU")
-def station(request: Request, _: Annotated[Principal, Depends(api_principal)]) -> Station:
+def get_station(request: Request, _: Annotated[Principal, Depends(api_principal)]) -> Station:
     """The station's status (as on MQTT ``state``), the config in force, the active SKU, the last verdicts."""
     ctx = context(request)
     snap = ctx.snapshot()
@@ -76,7 +76,7 @@ def station(request: Request, _: Annotated[Principal, Depends(api_principal)]) -
 
 
 @router.get("/counters", tags=["station"], summary="Counters of the station and the archive")
-def counters(request: Request, _: Annotated[Principal, Depends(api_principal)]) -> Counters:
+def get_counters(request: Request, _: Annotated[Principal, Depends(api_principal)]) -> Counters:
     """Totals since the station started (its ``metrics`` payload), and archived parts by verdict."""
     ctx = context(request)
     metrics: dict[str, Any] = dict(ctx.snapshot().metrics)
@@ -96,7 +96,7 @@ def counters(request: Request, _: Annotated[Principal, Depends(api_principal)]) 
 
 
 @router.get("/stats", tags=["station"], summary="Review statistics per SKU")
-def stats(request: Request, _: Annotated[Principal, Depends(api_principal)]) -> list[SkuReview]:
+def get_stats(request: Request, _: Annotated[Principal, Depends(api_principal)]) -> list[SkuReview]:
     """False alarms (NG marked false alarm) and escapes (sampled OK confirmed defective) per SKU."""
     return [
         SkuReview(

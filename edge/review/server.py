@@ -83,6 +83,7 @@ class ReviewServer:
             proxy_headers=False,
             server_header=False,
             log_config=None,  # the station's logging, not uvicorn's
+            log_level="warning",  # its start-up lines would repeat ours; its errors still show
             access_log=False,
             timeout_keep_alive=5,
             timeout_graceful_shutdown=3,

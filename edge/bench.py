@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge.eval.metrics import percentiles
+from edge.inspection.backbone_catalog import BACKBONES, DEFAULT_BACKBONE, BackboneName
 from edge.inspection.inspector import Inspector
 from edge.inspection.model import ModelSpec, load_encoders
 from edge.inspection.synthetic import DEFECTS, make_part
@@ -42,17 +43,19 @@ def bench_inspection(
     warmup: int = 10,
     seed: int = 0,
     every_branch: bool = False,
+    backbone: BackboneName = DEFAULT_BACKBONE,
 ) -> dict[str, Any]:
     """Per-stage latency (p50/p99 ms) of ``Inspector.inspect`` on synthetic parts of ``size`` px.
 
     The bench SKU configures itself like any SKU (a rigid, pixel-repeatable part: it may leave the patch
     memory out). ``every_branch`` then switches on every comparison (template, pixel, patch memory, whole
-    part) whatever it chose: the per-frame cost of a SKU that needs all of them.
+    part) whatever it chose: the per-frame cost of a SKU that needs all of them. ``backbone`` picks the vision
+    encoder's ImageNet backbone (``model.backbone``).
     """
     rng = np.random.default_rng(seed)
-    inspector = Inspector(load_encoders(ModelSpec(), backend))
+    inspector = Inspector(load_encoders(ModelSpec(backbone=backbone), backend))
     bank = inspector.enroll("bench", [(f"g{i}", make_part(rng, size).image) for i in range(golden)])
-    label = inspector.encoders.backend
+    label = f"{inspector.encoders.backend} {backbone}"
     if every_branch and bank.calibration is not None:
         bank.calibration.maps = ["template", "pixel", "memory"]
         bank.calibration.whole_part = "max" if bank.whole_part is not None else "off"
@@ -116,6 +119,12 @@ def register(sub: Any) -> None:
     p.add_argument("--frames", type=int, default=200, help="frames per backend (>= 200 for p99)")
     p.add_argument("--size", type=int, default=640, help="frame side in pixels")
     p.add_argument("--backend", action="append", choices=["onnxruntime", "torch"], help="default: both")
+    p.add_argument(
+        "--backbone",
+        action="append",
+        choices=sorted(BACKBONES),
+        help=f"vision encoder backbone(s) to measure on ONNX Runtime besides the default {DEFAULT_BACKBONE}",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/bench/bench.json"))
     p.add_argument("--skip-precisions", action="store_true", help="skip the FP32 vs INT8 encoder table")
     p.add_argument("--skip-e2e", action="store_true", help="skip the end-to-end station run (MQTT)")
@@ -127,6 +136,12 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmarks, print the table, write JSON."""
     rows = [bench_inspection(b, args.frames, args.size) for b in (args.backend or ["onnxruntime", "torch"])]
     rows.append(bench_inspection("onnxruntime", args.frames, args.size, every_branch=True))
+    for backbone in args.backbone or []:
+        if backbone != DEFAULT_BACKBONE:
+            rows.append(bench_inspection("onnxruntime", args.frames, args.size, backbone=backbone))
+            rows.append(
+                bench_inspection("onnxruntime", args.frames, args.size, every_branch=True, backbone=backbone)
+            )
     print("\n== inspection latency per frame (edge/bench.py) ==")
     print_table(rows)
     report: dict[str, Any] = {"machine": machine(), "inspection": rows}

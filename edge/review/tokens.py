@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -27,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge.review.auth import Role
+
+log = logging.getLogger(__name__)
 
 TOKENS_NAME = "review-tokens.json"
 PREFIX = "edge_"
@@ -94,7 +97,13 @@ class TokenStore:
             stamp = None
         with self._lock:
             if stamp != self._stamp:
-                self._tokens = self._read() if stamp is not None else []
+                try:
+                    self._tokens = self._read() if stamp is not None else []
+                except (OSError, ValueError, TypeError) as exc:
+                    # Fail closed: a damaged file refuses every token (and says so) rather than failing
+                    # every request; the command line refuses to edit it until it is fixed or removed.
+                    log.error("API tokens refused: %s is unreadable: %s", self.path, exc)
+                    self._tokens = []
                 self._stamp = stamp
             return list(self._tokens)
 
@@ -127,7 +136,10 @@ class TokenStore:
         fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            tokens = self._read() if self.path.exists() else []
+            try:
+                tokens = self._read() if self.path.exists() else []
+            except (ValueError, TypeError) as exc:
+                raise TokenError(f"{self.path} is unreadable ({exc}): fix or remove it") from None
             yield tokens
             body = json.dumps({"version": 1, "tokens": [asdict(t) for t in tokens]}, indent=2) + "\n"
             tmp = self.path.with_name(self.path.name + ".tmp")

@@ -50,6 +50,15 @@ def test_names_roles_and_revocation(tmp_path: Path) -> None:
     assert other.verify(again) is not None and other.verify(token) is None
 
 
+def test_a_damaged_token_file_refuses_every_token(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "review-tokens.json")
+    token, _ = store.create("mes", "operator")
+    store.path.write_text("{not json")
+    assert store.verify(token) is None and store.tokens() == []
+    with pytest.raises(TokenError, match="unreadable"):
+        store.create("hmi", "operator")  # never overwrites what an engineer has to look at
+
+
 def edge(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "edge.cli", "review", *args],

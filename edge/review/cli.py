@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge.config.errors import ConfigError
 from edge.config.resolve import default_allowed_roots, load_and_resolve
-from edge.config.safe_mode import ActiveConfig, load_active_config
+from edge.flash.active import ActiveConfig, load_active_config
 from edge.review.api.openapi import openapi_json
 from edge.review.app import create_app
 from edge.review.auth import PBKDF2_ITERATIONS, hash_password

@@ -62,6 +62,8 @@ class StationSnapshot:
     Attributes:
         status: ``online``, ``paused``, ``fault``, ``safe_mode``, ``offline`` or ``unknown``.
         metrics: The station's ``metrics`` payload (``edge.mqtt.payloads.MetricsPayload.to_dict``).
+        config: The config in force, as shown (``"st1 v3 · 0123456789ab"``).
+        config_ref: The config in force as on MQTT ``state``: ``id``, ``version``, ``hash``.
         thresholds: SKU -> threshold in force (calibrated or fixed), when known.
 
     """
@@ -71,6 +73,7 @@ class StationSnapshot:
     sku: str | None = None
     since: str | None = None
     config: str | None = None
+    config_ref: Mapping[str, Any] = field(default_factory=dict)
     backend: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     recent: list[RecentPart] = field(default_factory=list)

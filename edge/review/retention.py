@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.review.index import INDEX_NAME, ArchiveIndex, PartRecord
+from edge.review.index import INDEX_NAME, ArchiveIndex
+from edge.review.records import PartRecord
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,15 @@
-"""The review web server: a WSGI app (routing, login, CSRF) on a threaded ``wsgiref`` server, HTTPS optional.
+"""Serving the review app: uvicorn on its own thread, on a socket bound up front, HTTPS optional.
 
-Every path but ``/healthz``, ``/login`` and ``/static/*`` needs a session: a page request without one is
-redirected to the login page, anything else gets 401. Every POST must carry the session's CSRF token (403
-without). Engineer-only actions answer 403 to operators.
+The socket is bound in the constructor, so a busy port fails there (the station logs it and keeps running)
+and port 0 yields the real port before the first request. uvicorn runs the asyncio loop on a daemon thread;
+it installs no signal handlers off the main thread, so the station keeps its own. Settings that matter:
+
+* ``proxy_headers=False``: ``X-Forwarded-For`` from any client would otherwise choose whose login
+  attempts are throttled (uvicorn trusts it from 127.0.0.1 by default).
+* h11, the pure-Python HTTP/1.1 parser: the review service serves a handful of people, not a fleet; no
+  compiled extras to install on a station.
+* TLS with this module's context (TLS 1.2+); the handshake runs on the event loop, never blocking other
+  clients, and a slow client holds no thread (pages run on a worker pool).
 """
 
 from __future__ import annotations
@@ -11,89 +18,16 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from edge.review import views
-from edge.review.views import ReviewContext
-from edge.review.web import HttpError, Request, Response, query_string, status_line
+import uvicorn
+from starlette.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
-
-class ReviewApp:
-    """The WSGI application. Construct with a :class:`~edge.review.views.ReviewContext`."""
-
-    def __init__(self, ctx: ReviewContext) -> None:
-        self.ctx = ctx
-
-    def __call__(self, environ: Mapping[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Handle one request."""
-        try:
-            req = Request.from_environ(environ)
-            response = self.handle(req)
-        except HttpError as exc:
-            response = Response.text(exc.message, exc.status)
-        except Exception:
-            log.exception("review: request failed")
-            response = Response.text("internal error (see the station log)", 500)
-        https = environ.get("wsgi.url_scheme") == "https"
-        start_response(status_line(response.status), response.wsgi_headers(https))
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [response.body]
-
-    def handle(self, req: Request) -> Response:
-        """Authenticate, check CSRF, route."""
-        ctx, method, segs = self.ctx, req.method, req.segments
-        if method == "HEAD":
-            method = "GET"
-        match method, segs:
-            case "GET", ["healthz"]:
-                return Response(b'{"status":"ok"}', 200, "application/json")
-            case "GET", ["static", name]:
-                return views.static_file(name)
-            case "GET", ["login"]:
-                return views.login_form(ctx, req)
-            case "POST", ["login"]:
-                return views.login(ctx, req)
-        session = views.require_auth(ctx.auth, req)
-        if session is None:
-            page = not segs or (segs[0] in ("parts", "stats", "metrics") and len(segs) <= 2)
-            if method == "GET" and page:
-                return Response.redirect("/login?" + query_string({"next": req.path}))
-            raise HttpError(401, "log in first")
-        if method == "POST" and not ctx.auth.check_csrf(session.sid, req.field("csrf")):
-            log.warning("review: POST %s by %s without a valid CSRF token", req.path, session.user.name)
-            raise HttpError(403, "CSRF token missing or invalid: reload the page and try again")
-        match method, segs:
-            case "GET", []:
-                return views.status_page(ctx, req, session)
-            case "GET", ["metrics"]:
-                return views.metrics_page(ctx, req, session)
-            case "GET", ["parts"]:
-                return views.parts_page(ctx, req, session)
-            case "GET", ["parts", part_id]:
-                return views.part_page(ctx, req, session, part_id)
-            case "GET", ["parts", part_id, "image", kind]:
-                return views.part_image(ctx, req, session, part_id, kind)
-            case "POST", ["parts", part_id, "disposition"]:
-                return views.disposition(ctx, req, session, part_id)
-            case "GET", ["stats"]:
-                return views.stats_page(ctx, req, session)
-            case "POST", ["promote"]:
-                return views.promote(ctx, req, session)
-            case "POST", ["threshold"]:
-                return views.threshold(ctx, req, session)
-            case "POST", ["logout"]:
-                return views.logout(ctx, req, session)
-        if method not in ("GET", "POST"):
-            raise HttpError(405, "method not allowed")
-        raise HttpError(404, "not found")
+START_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -111,81 +45,58 @@ class TlsFiles:
         return ctx
 
 
-class _Handler(WSGIRequestHandler):
-    timeout = 30  # a client that stalls mid-request is dropped (no slowloris on a 2-core station)
-
-    def get_environ(self) -> dict[str, Any]:
-        env: dict[str, Any] = super().get_environ()
-        env["edge.raw_path"] = self.path.split("?", 1)[0]
-        if isinstance(self.connection, ssl.SSLSocket):
-            env["HTTPS"] = "on"
-        return env
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("review %s: " + format, self.address_string(), *args)
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    tls: ssl.SSLContext | None = None
-
-    def server_bind(self) -> None:
-        if ":" in self.server_address[0]:
-            self.address_family = socket.AF_INET6
-        super().server_bind()
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = self.socket.accept()
-        if self.tls is not None:
-            # The handshake runs in the request's own thread (finish_request), not in the accept loop,
-            # so a client that never completes it cannot block other clients.
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, address
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if isinstance(request, ssl.SSLSocket):
-            request.settimeout(_Handler.timeout)
-            try:
-                request.do_handshake()
-            except (OSError, ssl.SSLError) as exc:
-                log.debug("review: TLS handshake with %s failed: %s", client_address, exc)
-                return
-        super().finish_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("review: connection from %s ended with an error", client_address, exc_info=True)
-
-
 class ReviewServer:
-    """Serves a :class:`ReviewApp` on its own thread.
+    """Serves an ASGI app (:func:`edge.review.app.create_app`) on its own thread.
 
     Args:
-        app: The WSGI app.
+        app: The app.
         bind: Address to listen on.
         port: Port (0: a free one; see :attr:`port`).
         tls: Serve HTTPS with this certificate.
 
+    Raises:
+        OSError: The address cannot be bound (port busy, address not on this machine).
+        ssl.SSLError: The certificate or key cannot be loaded.
+
     """
 
     def __init__(
-        self, app: ReviewApp, bind: str = "127.0.0.1", port: int = 8080, tls: TlsFiles | None = None
+        self, app: ASGIApp, bind: str = "127.0.0.1", port: int = 8080, tls: TlsFiles | None = None
     ) -> None:
-        self.app = app
-        self._server = _Server((bind, port), _Handler, bind_and_activate=False)
-        if tls is not None:
-            self._server.tls = tls.context()
+        tls_context = tls.context() if tls is not None else None
+        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        # proto must say TCP: asyncio sets TCP_NODELAY only on accepted sockets whose proto is IPPROTO_TCP,
+        # and without it every keep-alive response waits for the client's delayed ACK (44 ms, not 1 ms here).
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
-            self._server.server_bind()
-            self._server.server_activate()
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((bind, port))
+            self._socket.listen(128)  # clients queue until the loop serves (start)
         except OSError:
-            self._server.server_close()
+            self._socket.close()
             raise
-        self._server.set_app(app)
+        config = uvicorn.Config(
+            app,
+            http="h11",
+            ws="none",
+            lifespan="off",
+            proxy_headers=False,
+            server_header=False,
+            log_config=None,  # the station's logging, not uvicorn's
+            log_level="warning",  # its start-up lines would repeat ours; its errors still show
+            access_log=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=3,
+        )
+        config.load()
+        config.ssl = tls_context  # after load(): uvicorn would build its own context from file names
+        self._server = uvicorn.Server(config)
         self.bind = bind
-        self.port: int = self._server.server_address[1]
+        self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if tls else "http"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="review-ui", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="review-ui", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -194,14 +105,28 @@ class ReviewServer:
         return f"{self.scheme}://{host}:{self.port}"
 
     def start(self) -> ReviewServer:
-        """Start serving."""
+        """Start serving; returns once the server accepts requests.
+
+        Raises:
+            RuntimeError: The server did not start within :data:`START_TIMEOUT_S`.
+
+        """
         self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"review UI on {self.url} did not start (see the log)")
+            time.sleep(0.01)
         log.info("review UI on %s", self.url)
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving (open requests get a few seconds) and close the socket."""
         if self._thread.is_alive():
-            self._server.shutdown()
+            self._server.should_exit = True
             self._thread.join(5)
-        self._server.server_close()
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(2)
+        self._socket.close()

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.config.resolve import ResolvedConfig
+from edge.review.app import create_app
 from edge.review.auth import Authenticator, User, load_key
+from edge.review.context import DispositionSink, ReviewContext
 from edge.review.feedback import GoldenFeedback
 from edge.review.index import INDEX_NAME, ArchiveIndex
 from edge.review.live import StatusSource
-from edge.review.server import ReviewApp, ReviewServer, TlsFiles
-from edge.review.views import DispositionSink, ReviewContext
+from edge.review.server import ReviewServer, TlsFiles
+from edge.review.tokens import TOKENS_NAME, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class ReviewSetup:
     key_file: Path
     users: tuple[User, ...]
     station: str
+    tokens_file: Path | None = None
 
 
 def review_setup(resolved: ResolvedConfig, data_dir: Path, *, port: int | None = None) -> ReviewSetup | None:
@@ -65,11 +68,12 @@ def review_setup(resolved: ResolvedConfig, data_dir: Path, *, port: int | None =
         key_file=data_dir / KEY_NAME,
         users=tuple(User(u.name, u.role, u.password_hash) for u in review.users),
         station=config.station.id,
+        tokens_file=data_dir / TOKENS_NAME,
     )
 
 
 class StationReview:
-    """A running review UI: its own index connection, authenticator and server.
+    """A running review service (pages and JSON API): its own index connection, authenticator and server.
 
     Args:
         setup: Settings (:func:`review_setup`).
@@ -102,9 +106,10 @@ class StationReview:
             feedback=feedback,
             prometheus_url=prometheus_url,
             station=setup.station,
+            tokens=TokenStore(setup.tokens_file) if setup.tokens_file is not None else None,
         )
         try:
-            self.server = ReviewServer(ReviewApp(self.context), setup.bind, setup.port, setup.tls).start()
+            self.server = ReviewServer(create_app(self.context), setup.bind, setup.port, setup.tls).start()
         except BaseException:
             self.index.close()
             raise

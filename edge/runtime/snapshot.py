@@ -36,6 +36,7 @@ def review_snapshot(app: StationApp) -> StationSnapshot:
         config=f"{config.get('id')} v{config.get('version')} · {str(config.get('hash'))[:12]}"
         if config
         else None,
+        config_ref=config,
         backend=state["backend"],
         metrics=app.metrics.snapshot().to_dict() if app.metrics else {},
         recent=app.recent.latest(),

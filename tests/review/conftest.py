@@ -24,11 +24,11 @@ from edge.inspection.types import InspectionResult, Verdict
 from edge.model.spec import ModelSpec
 from edge.mqtt.payloads import VerdictPayload
 from edge.review.auth import User, hash_password
+from edge.review.context import DispositionSink
 from edge.review.feedback import GoldenFeedback
 from edge.review.live import RecentPart, StationSnapshot
 from edge.review.server import TlsFiles
 from edge.review.station import ReviewSetup, StationReview
-from edge.review.views import DispositionSink
 from edge.runtime.archive import ImageArchive, bank_templates
 from edge.synthetic.parts import make_part
 
@@ -125,8 +125,8 @@ class Ui:
         *,
         form: Mapping[str, str | list[str]] | None = None,
         cookie: str | None = None,
-    ) -> tuple[int, dict[str, str], bytes, list[str]]:
-        """One request; returns status, headers (last value wins), body and every Set-Cookie."""
+    ) -> tuple[int, http.client.HTTPMessage, bytes, list[str]]:
+        """One request; returns status, headers (names case-insensitive), body and every Set-Cookie."""
         parsed = urllib.parse.urlsplit(self.url)
         if parsed.scheme == "https":
             import ssl
@@ -152,7 +152,7 @@ class Ui:
             data = response.read()
             return (
                 response.status,
-                dict(response.getheaders()),
+                response.headers,
                 data,
                 response.headers.get_all("Set-Cookie") or [],
             )
@@ -235,6 +235,7 @@ def snapshot(inspected: list[Inspected]) -> StationSnapshot:
         status="online",
         sku="plate",
         config="st1 v1 · 0123456789ab",
+        config_ref={"id": "st1", "version": 1, "hash": "0123456789abcdef"},
         backend="torch",
         metrics={
             "throughput_pps": 2.5,
@@ -267,6 +268,7 @@ def ui_factory(tmp_path: Path, archive: ImageArchive, inspected: list[Inspected]
             key_file=tmp_path / "data" / "review-session.key",
             users=users(),
             station="st1",
+            tokens_file=tmp_path / "data" / "review-tokens.json",
         )
         ui = Ui(
             StationReview(
@@ -284,6 +286,13 @@ def ui_factory(tmp_path: Path, archive: ImageArchive, inspected: list[Inspected]
     yield factory
     for review in started:
         review.stop()
+
+
+def api_token(ui: Ui, name: str, role: str) -> str:
+    """A new API token of ``ui``'s station (as ``edge review token create`` makes it)."""
+    assert ui.review.context.tokens is not None
+    token, _ = ui.review.context.tokens.create(name, role, created_by="test")
+    return token
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from edge.capture.part import Part
 from edge.inspection.inspector import Inspector
 from edge.inspection.types import Verdict
 from edge.mqtt.payloads import VerdictPayload
-from edge.review.index import PartFilter, PartRecord
+from edge.review.records import PartFilter, PartRecord
 from edge.review.retention import RetentionPolicy
 from edge.runtime.archive import ImageArchive, bank_templates
 from review.conftest import Inspected, Ui

@@ -67,6 +67,8 @@ def test_demo_serves_its_review_ui_with_a_flagged_part_and_its_heatmap(browser: 
         assert page.url.startswith(url + "/parts"), (page.url, page.content()[:2000])
         assert page.locator("table.parts tbody tr").count() >= 1
         page.locator("table.parts tbody tr a").first.click()
+        # The part page itself, not the list still loaded when the click's navigation has not committed.
+        page.wait_for_url(re.compile(re.escape(url) + r"/parts/[^/?]+"))
         page.wait_for_load_state()
         assert page.locator("svg.boxes rect").count() >= 1
         for kind in ("frame", "template", "overlay"):

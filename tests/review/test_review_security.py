@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import urllib.parse
 
+import httpx
 import pytest
 from fixtures.mosquitto import BrokerCerts
 
@@ -58,7 +60,9 @@ def test_session_cookie_is_httponly_and_samesite_strict(ui: Ui) -> None:
         "POST", "/login", form={"user": "olga", "password": "operator-pw", "csrf": csrf}, cookie=pre
     )
     session = next(c for c in cookies if c.startswith("edge_review="))
-    assert "HttpOnly" in session and "SameSite=Strict" in session and "Secure" not in session
+    # Attribute names and values are case-insensitive (RFC 6265 5.2); Starlette writes "SameSite=strict".
+    attributes = [a.strip().lower() for a in session.split(";")]
+    assert "httponly" in attributes and "samesite=strict" in attributes and "secure" not in attributes
 
 
 def test_logout_revokes_the_session(ui: Ui) -> None:
@@ -152,7 +156,7 @@ def test_no_hsts_over_plain_http(ui: Ui) -> None:
     assert "Strict-Transport-Security" not in headers
 
 
-def _wrong_login(ui: Ui, user: str) -> tuple[int, dict[str, str], bytes]:
+def _wrong_login(ui: Ui, user: str) -> tuple[int, http.client.HTTPMessage, bytes]:
     _, _, body, cookies = ui.request("GET", "/login")
     pre, csrf = _cookie(cookies, "edge_review_pre"), _csrf(body)
     status, headers, body, _ = ui.request(
@@ -169,3 +173,47 @@ def test_guessing_many_names_from_one_address_is_slowed(ui: Ui) -> None:
     status, headers, body = _wrong_login(ui, "olga")
     assert status == 429 and int(headers["Retry-After"]) >= 1
     assert b"try again in" in body
+
+
+def test_x_forwarded_for_does_not_choose_whose_attempts_count(ui: Ui) -> None:
+    # uvicorn trusts X-Forwarded-For from loopback by default; the review server turns that off.
+    statuses = []
+    with httpx.Client(base_url=ui.url, timeout=30) as client:
+        for i in range(6):
+            page = client.get("/login")
+            form = {"user": f"name{i}", "password": "guess", "csrf": _csrf(page.content)}
+            r = client.post("/login", data=form, headers={"X-Forwarded-For": f"10.1.2.{i}"})
+            statuses.append(r.status_code)
+    assert statuses[:3] == [401, 401, 401] and 429 in statuses[3:], statuses
+
+
+def test_oversized_and_non_form_bodies_are_refused(ui: Ui) -> None:
+    session, csrf = ui.login("olga")
+    status, _, body, _ = ui.request(
+        "POST", f"/parts/{ENCODED}/disposition", form={"csrf": csrf, "comment": "x" * 70_000}, cookie=session
+    )
+    assert status == 413 and b"larger than" in body
+    with httpx.Client(base_url=ui.url, timeout=30) as client:
+        r = client.post(
+            f"/parts/{ENCODED}/disposition",
+            files={"disposition": ("a.txt", b"false_alarm")},
+            headers={"Cookie": session},
+        )
+        assert r.status_code == 415
+    assert ui.review.index.dispositions(PART) == []
+
+
+def test_markup_in_part_data_is_escaped(ui: Ui) -> None:
+    session, csrf = ui.login("olga")
+    evil = "<script>alert(1)</script>"
+    form = {"csrf": csrf, "disposition": "confirm_defect", "defect_class": evil, "comment": evil}
+    assert ui.request("POST", f"/parts/{ENCODED}/disposition", form=form, cookie=session)[0] == 303
+    status, _, body, _ = ui.request("GET", f"/parts/{ENCODED}", cookie=session)
+    assert status == 200 and evil.encode() not in body and b"&lt;script&gt;" in body
+
+
+def test_head_is_answered_like_get_without_a_body(ui: Ui) -> None:
+    status, headers, body, _ = ui.request("HEAD", "/healthz")
+    assert (status, body) == (200, b"") and headers["Content-Length"] == str(len(b'{"status":"ok"}'))
+    status, headers, body, _ = ui.request("HEAD", "/parts")
+    assert status == 303 and body == b"" and headers["Location"].startswith("/login?next=")

@@ -1,0 +1,1 @@
+"""The review pages (server-rendered HTML): login, status, flagged parts, part detail, statistics."""

@@ -158,6 +158,15 @@ def _trigger_sources(node_map: Any) -> tuple[str, ...]:
     return tuple(str(s) for s in source.symbolics) if source is not None else ()
 
 
+def _set_activation(node_map: Any, activation: str) -> list[str]:
+    """Write ``TriggerActivation`` (which signal edge starts a frame); a device without it is noted."""
+    node = _writable(node_map, "TriggerActivation")
+    if node is None:
+        return [f"device lacks TriggerActivation; keeping its trigger edge instead of {activation}"]
+    _write_enum(node, "TriggerActivation", activation)
+    return []
+
+
 def _set_trigger(node_map: Any, settings: GenICamSettings) -> tuple[bool, list[str]]:
     mode = settings.trigger
     selector = _writable(node_map, "TriggerSelector")
@@ -175,8 +184,11 @@ def _set_trigger(node_map: Any, settings: GenICamSettings) -> tuple[bool, list[s
         native = native and _node(node_map, "TriggerSoftware") is not None
     if native:
         _write(_writable(node_map, "TriggerSource"), "TriggerSource", wanted)
+        notes = []
+        if mode is TriggerMode.HARDWARE:
+            notes = _set_activation(node_map, settings.trigger_activation)
         _write(trigger_mode, "TriggerMode", "On")
-        return False, []
+        return False, notes
     if not settings.allow_emulation:
         raise CaptureConfigError(f"camera: {mode.value} trigger ({wanted}) not offered by the device")
     if trigger_mode is not None:

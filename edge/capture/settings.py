@@ -92,6 +92,8 @@ class GenICamSettings:
         num_buffers: Buffers announced to the producer.
         trigger: Acquisition mode.
         trigger_line: Input line for hardware trigger, e.g. ``Line0``.
+        trigger_activation: Edge of the hardware trigger signal that starts a frame (``RisingEdge`` or
+            ``FallingEdge``, the SFNC ``TriggerActivation`` values).
         allow_emulation: When the device lacks a feature (trigger, ROI offsets), emulate it with a WARNING;
             when ``False`` such a device is a configuration error.
         reconnect: Backoff policy after a device loss.
@@ -114,6 +116,7 @@ class GenICamSettings:
     num_buffers: int = 4
     trigger: TriggerMode = TriggerMode.FREE_RUN
     trigger_line: str = "Line0"
+    trigger_activation: str = "RisingEdge"
     allow_emulation: bool = True
     reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
     stall_timeout_s: float | None = 10.0

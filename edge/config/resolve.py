@@ -224,6 +224,10 @@ def resolve_config(
     if config.review.enabled and config.review.tls is not None:
         r.path("review.tls.cert", config.review.tls.cert, kind="file", roots=roots.secrets)
         r.path("review.tls.key", config.review.tls.key, kind="file", roots=roots.secrets)
+    if config.opcua.enabled:
+        r.path("opcua.certificate", config.opcua.certificate, kind="file", roots=roots.secrets)
+        r.path("opcua.private_key", config.opcua.private_key, kind="file", roots=roots.secrets)
+        r.path("opcua.trusted_clients", config.opcua.trusted_clients, kind="dir", roots=roots.secrets)
     if r.issues:
         line_map = lines or LineMap()
         raise ConfigError(

@@ -11,6 +11,7 @@ from edge.config.base import Section, located_error
 from edge.config.camera import CameraSection
 from edge.config.model import ModelSection
 from edge.config.mqtt import MqttSection, SparkplugSection
+from edge.config.opcua import OpcUaSection
 from edge.config.review import ReviewSection
 from edge.config.skus import SkuSection
 from edge.config.station import StationSection
@@ -47,6 +48,9 @@ class StationConfig(Section):
     mqtt: MqttSection = Field(default_factory=MqttSection, description="Broker connection.")
     storage: StorageSection = Field(default_factory=StorageSection, description="Data and archive.")
     review: ReviewSection = Field(default_factory=ReviewSection, description="Review web UI.")
+    opcua: OpcUaSection = Field(
+        default_factory=OpcUaSection, description="OPC UA server for PLCs and hosts (off by default)."
+    )
 
     @field_validator("skus")
     @classmethod

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from edge.model.default_backbone import DEFAULT_BACKBONE as DEFAULT_BACKBONE
+
 BackboneName = Literal["lite0", "lite1", "lite2", "mobilenetv2"]
 BACKBONE_NAMES: tuple[BackboneName, ...] = get_args(BackboneName)
-DEFAULT_BACKBONE: BackboneName = "lite0"
 
 
 @dataclass(frozen=True)

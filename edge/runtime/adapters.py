@@ -22,6 +22,7 @@ from edge.config.resolve import ResolvedConfig
 from edge.config.root import StationConfig
 from edge.mqtt.client import MqttSettings, TlsSettings
 from edge.mqtt.sparkplug import SparkplugSettings
+from edge.opcua.settings import OpcUaAccount, OpcUaSettings
 
 
 def trigger_mode(config: StationConfig) -> TriggerMode:
@@ -80,6 +81,7 @@ def camera_settings(resolved: ResolvedConfig, *, simulated: bool = False) -> Cam
         num_buffers=cam.buffers,
         trigger=mode,
         trigger_line=cam.trigger.line or "Line0",
+        trigger_activation=cam.trigger.activation,
         max_frame_pixels=cam.max_frame_pixels,
     )
 
@@ -124,4 +126,35 @@ def sparkplug_settings(resolved: ResolvedConfig, data_dir: Path) -> SparkplugSet
         node_id=ids.node_id,
         device_id=ids.device_id,
         bd_seq_file=data_dir / "sparkplug-bdseq",
+    )
+
+
+def opcua_settings(resolved: ResolvedConfig, data_dir: Path) -> OpcUaSettings | None:
+    """OPC UA server settings, ``None`` when ``opcua.enabled`` is off.
+
+    Without a configured certificate the server makes a self-signed one in ``<data_dir>/opcua/`` at first
+    start and keeps it (clients that pinned it keep trusting the station across restarts).
+    """
+    config = resolved.config
+    section = config.opcua
+    if not section.enabled:
+        return None
+    generated = section.certificate is None
+    own = data_dir / "opcua"
+    station = config.station
+    return OpcUaSettings(
+        bind=section.bind,
+        port=section.port,
+        certificate=own / "server-cert.der" if generated else resolved.paths["opcua.certificate"],
+        private_key=own / "server-key.pem" if generated else resolved.paths["opcua.private_key"],
+        generate_certificate=generated,
+        security=tuple(section.security),
+        accounts=tuple(
+            OpcUaAccount(u.name, u.password_hash, controller=u.role == "controller") for u in section.users
+        ),
+        allow_anonymous=section.allow_anonymous,
+        trusted_clients=resolved.paths.get("opcua.trusted_clients"),
+        application_uri=f"urn:edge-inspection:{station.site}:{station.line}:{station.id}",
+        server_name=f"edge inspection {station.line}/{station.id}",
+        station_id=station.id,
     )

@@ -6,6 +6,7 @@
     init_banks     -> golden banks: flashed banks (root), or built from the golden folders (config file)
     init_mqtt      -> MQTT link, state/ready, PLC command handler
     init_sparkplug -> Sparkplug B edge node on its own connection (``mqtt.sparkplug``; off by default)
+    init_opcua     -> OPC UA server for PLCs (``opcua.enabled``; off by default)
     init_metrics   -> Prometheus endpoint and periodic ``metrics`` payload
     init_capture   -> the frame source (camera, simulated camera, or folder replay)
     init_pipeline  -> capture -> queue -> inspection -> ordered publisher
@@ -37,10 +38,12 @@ from edge.flash.active import SafeMode
 from edge.flash.hooks import find_hooks_dir
 from edge.inspection.inspector import Inspector
 from edge.mqtt.client import MqttSettings, StationMqtt
+from edge.mqtt.commands import CommandRejected
 from edge.mqtt.handshake import Handshake
 from edge.mqtt.outbox import Outbox, OutboxError
 from edge.mqtt.payloads import ConfigRef, ReadyPayload, StatePayload
 from edge.mqtt.sparkplug import SparkplugNode
+from edge.opcua.server import OpcUaError, RecipeRejected, VisionServer
 from edge.review.feedback import GoldenFeedback
 from edge.review.live import RecentParts
 from edge.review.retention import RetentionPolicy
@@ -56,7 +59,14 @@ from edge.runtime.parts import PartIds
 from edge.runtime.pipeline import InspectFn, Pipeline, PipelineSettings
 from edge.runtime.reload import ReloadRequests, StatusRecord, remove_pid_file, request_file, write_pid_file
 from edge.runtime.signals import install_signals, restore_signals
-from edge.runtime.snapshot import handshake_listener, review_snapshot, sparkplug_listener, station_gauges
+from edge.runtime.snapshot import (
+    fan_out,
+    handshake_listener,
+    opcua_listener,
+    review_snapshot,
+    sparkplug_listener,
+    station_gauges,
+)
 from edge.runtime.started import StationParts
 from edge.runtime.watchdog import WatchdogSettings
 
@@ -201,6 +211,35 @@ class StationApp:
         self.parts.sparkplug = SparkplugNode(settings, state)
         return self.parts.sparkplug
 
+    def init_opcua(
+        self, boot: Boot, commands: StationCommands, recipes: Callable[[], list[str]]
+    ) -> VisionServer | None:
+        """The OPC UA server when ``opcua.enabled`` asks for it (not started yet)."""
+        data_dir = boot.resolved.paths.get("storage.data_dir", Path(boot.config.storage.data_dir))
+        settings = adapters.opcua_settings(boot.resolved, data_dir)
+        if settings is None:
+            return None
+
+        def activate(sku: str) -> None:
+            try:
+                commands.on_sku(sku)
+            except CommandRejected as exc:
+                raise RecipeRejected(str(exc)) from exc
+
+        self.parts.opcua = VisionServer(settings, activate, recipes)
+        return self.parts.opcua
+
+    def start_opcua(self, opcua: VisionServer, status: StationStatus) -> None:
+        """Serve OPC UA; a server that cannot start (busy port, bad certificate) must not stop the line."""
+        try:
+            opcua.start()
+        except OpcUaError as exc:
+            log.error("%s; the station runs without OPC UA", exc)
+            opcua.stop()
+            self.parts.opcua = None
+            return
+        opcua.publish_state(status.current)
+
     def init_metrics(self, gauges: Callable[[], dict[str, float]]) -> StationMetrics:
         """Metrics and, when a port is set, the Prometheus endpoint."""
         self.metrics = StationMetrics(gauges)
@@ -297,9 +336,14 @@ class StationApp:
         )
         pipeline._on_fault = status.fault
         mqtt.on_refusal = lambda reason: status.fault("broker", reason)
-        mqtt.commands.handler = StationCommands(
+        commands = StationCommands(
             pipeline, status, lambda: sorted(inspector.banks), trigger, self.reloads.request
         )
+        mqtt.commands.handler = commands
+        opcua = self.init_opcua(boot, commands, lambda: sorted(inspector.banks))
+        if opcua is not None:
+            status.on_change = fan_out(status.on_change, opcua.publish_state)
+            pipeline.publisher.add_listener(opcua_listener(opcua))
         for listener in (*self.parts.listeners, metrics, handshake_listener(handshake)):
             pipeline.publisher.add_listener(listener)
         if sparkplug is not None:
@@ -308,6 +352,8 @@ class StationApp:
         self.start_mqtt(mqtt)
         if sparkplug is not None:
             sparkplug.start()  # in the background, like the JSON link: births follow the connect
+        if opcua is not None:
+            self.start_opcua(opcua, status)
         if pipeline.sku is not None:
             status.sku(pipeline.sku)
         handshake.publish_current()

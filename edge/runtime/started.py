@@ -11,6 +11,7 @@ from edge.capture.source import FrameSource
 from edge.mqtt.client import StationMqtt
 from edge.mqtt.outbox import Outbox
 from edge.mqtt.sparkplug import SparkplugNode
+from edge.opcua.server import VisionServer
 from edge.runtime.archive import ImageArchive
 from edge.runtime.metrics import MetricsPublisher, MetricsServer
 from edge.runtime.pipeline import Pipeline
@@ -26,6 +27,7 @@ class StationParts:
     outbox: Outbox | None = None
     mqtt: StationMqtt | None = None
     sparkplug: SparkplugNode | None = None
+    opcua: VisionServer | None = None
     metrics_server: MetricsServer | None = None
     metrics_publisher: MetricsPublisher | None = None
     source: FrameSource | None = None
@@ -46,6 +48,8 @@ class StationParts:
             self.source.close()
         if self.metrics_publisher is not None:
             self.metrics_publisher.stop()
+        if self.opcua is not None:
+            self.opcua.stop()  # says Preoperational ("station stopping") first
         if self.mqtt is not None:
             drained = self.mqtt.stop(flush_timeout_s=10.0, reason=reason)
             if not drained and self.outbox is not None:

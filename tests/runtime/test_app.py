@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -17,7 +18,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from fixtures.mosquitto import MosquittoBroker
+from fixtures import opcua_client
+from fixtures.mosquitto import MosquittoBroker, free_port
 from fixtures.mqtt_subscriber import Subscriber
 from fixtures.sparkplug_host import SparkplugHost
 
@@ -26,6 +28,7 @@ from edge.flash.active import ActiveConfig, load_active_config
 from edge.flash.flash import FlashOptions, flash
 from edge.model.spec import ModelSpec
 from edge.mqtt import Outbox
+from edge.review.auth import hash_password
 from edge.review.index import INDEX_NAME, ArchiveIndex
 from edge.runtime.options import EXIT_SAFE_MODE
 from export.ensure import ensure_artifacts
@@ -416,4 +419,73 @@ def test_sparkplug_off_by_default_publishes_nothing_on_spbv1(
         assert not (tmp_path / "data" / "sparkplug-bdseq").exists()
     finally:
         scada.close()
+        sub.close()
+
+
+def test_opcua_server_shows_the_run_and_selects_the_recipe(
+    tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, start_station: Any
+) -> None:
+    password = "plc-secret"
+    port = free_port()
+    opcua = {
+        "enabled": True,
+        "bind": "127.0.0.1",
+        "port": port,
+        "users": [
+            {"name": "plc", "role": "controller", "password_hash": hash_password(password, iterations=1000)}
+        ],
+    }
+    config = station_config(tmp_path, mosquitto, artifact_dir, opcua=opcua)
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    endpoint = f"opc.tcp://127.0.0.1:{port}/edge-inspection/"
+
+    async def scenario() -> None:
+        deadline = time.monotonic() + 120
+        while True:  # the server starts once the banks are built
+            try:
+                client = await opcua_client.connect(endpoint, tmp_path, "plc", password)
+                break
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(f"no OPC UA server\n{log.read_text()[-3000:]}") from None
+                await asyncio.sleep(0.5)
+        try:
+            idx, system = await opcua_client.vision_system(client)
+            etype = await client.nodes.base_event_type.get_child(f"{idx}:ResultReadyEventType")
+            events = opcua_client.Events()
+            subscription = await client.create_subscription(50, events)
+            await subscription.subscribe_events(system, etype)
+            state = await opcua_client.read(system, idx, "VisionStateMachine", "CurrentState")
+            assert state.Text == "Operational", log.read_text()[-2000:]
+            assert await opcua_client.read(system, idx, "RecipeManagement", "Recipes") == ["plate"]
+            recipes = await system.get_child(f"{idx}:RecipeManagement")
+            assert (await recipes.call_method(f"{idx}:ActivateRecipe", "plate"))[0] == 0
+            error, message = await recipes.call_method(f"{idx}:ActivateRecipe", "gearbox")
+            assert (error, "unknown SKU 'gearbox'" in message) == (1, True)
+            deadline = time.monotonic() + 60
+            while len(events.received) < 3:
+                assert time.monotonic() < deadline, log.read_text()[-2000:]
+                await asyncio.sleep(0.1)
+            json_verdicts = {v["part_id"]: v for v in wait_verdicts(sub, 6, timeout_s=60, root=ROOT)}
+            for event in events.received:  # every OPC UA result is the part's JSON verdict
+                verdict = json_verdicts[event.ResultId]
+                assert (event.ResultCode, event.ProductId) == (verdict["code"], verdict["sku"])
+                assert event.BoxCount == len(verdict["boxes"])
+            counted = sum(
+                [await opcua_client.read(system, idx, "Counters", n) for n in ("PartsOk", "PartsNg")]
+            )
+            assert counted >= len(events.received)
+        finally:
+            await client.disconnect()
+
+    try:
+        asyncio.run(scenario())
+        assert wait_state(sub, "online", 10, log)["sku"] == "plate"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert (tmp_path / "data" / "opcua" / "server-cert.der").is_file(), "made at first start, kept"
+    finally:
         sub.close()

@@ -212,9 +212,12 @@ class StationApp:
         return self.parts.sparkplug
 
     def init_opcua(
-        self, boot: Boot, commands: StationCommands, recipes: Callable[[], list[str]]
+        self, boot: Boot, commands: StationCommands | SafeModeCommands, recipes: Callable[[], list[str]]
     ) -> VisionServer | None:
-        """The OPC UA server when ``opcua.enabled`` asks for it (not started yet)."""
+        """The OPC UA server when ``opcua.enabled`` asks for it (not started yet).
+
+        ``ActivateRecipe`` goes through the same command handler as ``cmd/sku`` (in safe mode: refused).
+        """
         data_dir = boot.resolved.paths.get("storage.data_dir", Path(boot.config.storage.data_dir))
         settings = adapters.opcua_settings(boot.resolved, data_dir)
         if settings is None:
@@ -229,7 +232,7 @@ class StationApp:
         self.parts.opcua = VisionServer(settings, activate, recipes)
         return self.parts.opcua
 
-    def start_opcua(self, opcua: VisionServer, status: StationStatus) -> None:
+    def start_opcua(self, opcua: VisionServer, state: StatePayload) -> None:
         """Serve OPC UA; a server that cannot start (busy port, bad certificate) must not stop the line."""
         try:
             opcua.start()
@@ -238,7 +241,7 @@ class StationApp:
             opcua.stop()
             self.parts.opcua = None
             return
-        opcua.publish_state(status.current)
+        opcua.publish_state(state)
 
     def init_metrics(self, gauges: Callable[[], dict[str, float]]) -> StationMetrics:
         """Metrics and, when a port is set, the Prometheus endpoint."""
@@ -353,7 +356,7 @@ class StationApp:
         if sparkplug is not None:
             sparkplug.start()  # in the background, like the JSON link: births follow the connect
         if opcua is not None:
-            self.start_opcua(opcua, status)
+            self.start_opcua(opcua, status.current)
         if pipeline.sku is not None:
             status.sku(pipeline.sku)
         handshake.publish_current()
@@ -480,9 +483,14 @@ class StationApp:
         self.parts.outbox = outbox
         state = StatePayload(status="safe_mode", since=time.time(), reason=safe.reason)
         mqtt = self.init_mqtt(settings, outbox, state)
-        mqtt.commands.handler = SafeModeCommands(mqtt, safe.reason, self.reloads.request)
+        commands = SafeModeCommands(mqtt, safe.reason, self.reloads.request)
+        mqtt.commands.handler = commands
         self.init_metrics(lambda: {"safe_mode": 1.0})
         self.start_mqtt(mqtt)
+        # A PLC on OPC UA sees the station in Error with the reason (when the config itself could be read).
+        opcua = self.init_opcua(boot, commands, list) if boot is not None else None
+        if opcua is not None:
+            self.start_opcua(opcua, state)
         mqtt.publish_ready(ReadyPayload(ready=False, sku=None, reason=f"safe mode: {safe.reason}"))
         self._write_status("safe_mode", config_hash=boot.config_hash if boot else None, reason=safe.reason)
         self.started.set()

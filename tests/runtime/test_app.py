@@ -422,36 +422,44 @@ def test_sparkplug_off_by_default_publishes_nothing_on_spbv1(
         sub.close()
 
 
+OPCUA_PASSWORD = "plc-secret"
+
+
+def opcua_section(port: int) -> dict[str, Any]:
+    plc = {
+        "name": "plc",
+        "role": "controller",
+        "password_hash": hash_password(OPCUA_PASSWORD, iterations=1000),
+    }
+    return {"enabled": True, "bind": "127.0.0.1", "port": port, "users": [plc]}
+
+
+async def opcua_connect(port: int, tmp_path: Path, proc: subprocess.Popen[bytes]) -> Any:
+    """Connect as the PLC once the station serves OPC UA (it starts once the banks are built)."""
+    log = tmp_path / "station.log"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            endpoint = f"opc.tcp://127.0.0.1:{port}/edge-inspection/"
+            return await opcua_client.connect(endpoint, tmp_path, "plc", OPCUA_PASSWORD)
+        except (OSError, TimeoutError):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(f"no OPC UA server\n{log.read_text()[-3000:]}") from None
+            await asyncio.sleep(0.5)
+
+
 def test_opcua_server_shows_the_run_and_selects_the_recipe(
     tmp_path: Path, mosquitto: MosquittoBroker, artifact_dir: Path, start_station: Any
 ) -> None:
-    password = "plc-secret"
     port = free_port()
-    opcua = {
-        "enabled": True,
-        "bind": "127.0.0.1",
-        "port": port,
-        "users": [
-            {"name": "plc", "role": "controller", "password_hash": hash_password(password, iterations=1000)}
-        ],
-    }
-    config = station_config(tmp_path, mosquitto, artifact_dir, opcua=opcua)
+    config = station_config(tmp_path, mosquitto, artifact_dir, opcua=opcua_section(port))
     sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
     sub.wait_subscribed()
     proc = start_station(config)
     log = tmp_path / "station.log"
-    endpoint = f"opc.tcp://127.0.0.1:{port}/edge-inspection/"
 
     async def scenario() -> None:
-        deadline = time.monotonic() + 120
-        while True:  # the server starts once the banks are built
-            try:
-                client = await opcua_client.connect(endpoint, tmp_path, "plc", password)
-                break
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(f"no OPC UA server\n{log.read_text()[-3000:]}") from None
-                await asyncio.sleep(0.5)
+        client = await opcua_connect(port, tmp_path, proc)
         try:
             idx, system = await opcua_client.vision_system(client)
             etype = await client.nodes.base_event_type.get_child(f"{idx}:ResultReadyEventType")
@@ -487,5 +495,44 @@ def test_opcua_server_shows_the_run_and_selects_the_recipe(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
         assert (tmp_path / "data" / "opcua" / "server-cert.der").is_file(), "made at first start, kept"
+    finally:
+        sub.close()
+
+
+def test_opcua_in_safe_mode_says_error_with_the_reason_and_refuses_recipes(
+    tmp_path: Path, mosquitto: MosquittoBroker, start_station: Any
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()  # nothing exported: the station cannot start and enters safe mode
+    port = free_port()
+    config = station_config(tmp_path, mosquitto, artifacts, opcua=opcua_section(port))
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    safe = wait_state(sub, "safe_mode", 120, log)
+
+    async def scenario() -> None:
+        client = await opcua_connect(port, tmp_path, proc)
+        try:
+            idx, system = await opcua_client.vision_system(client)
+            deadline = time.monotonic() + 10
+            while (
+                await opcua_client.read(system, idx, "VisionStateMachine", "CurrentState")
+            ).Text != "Error":
+                assert time.monotonic() < deadline, log.read_text()[-2000:]
+                await asyncio.sleep(0.1)
+            assert await opcua_client.read(system, idx, "VisionStateMachine", "Reason") == safe["reason"]
+            recipes = await system.get_child(f"{idx}:RecipeManagement")
+            error, message = await recipes.call_method(f"{idx}:ActivateRecipe", "plate")
+            assert error == 1
+            assert message.startswith("station is in safe mode"), message
+        finally:
+            await client.disconnect()
+
+    try:
+        asyncio.run(scenario())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == EXIT_SAFE_MODE
     finally:
         sub.close()

@@ -77,6 +77,11 @@ class SparkplugSection(Section):
         max_length=128,
         description="MQTT client id of the Sparkplug connection; default <mqtt client id>-spb.",
     )
+    primary_host_id: Identifier | None = Field(
+        default=None,
+        description="Sparkplug 3.0 primary host application id: births wait for its STATE online on "
+        "spBv1.0/STATE/<id>, and its STATE offline ends the session (NDEATH) until it is back.",
+    )
 
 
 class MqttSection(Section):

@@ -33,6 +33,7 @@ class SparkplugIds:
     node_id: str
     device_id: str
     client_id: str
+    primary_host_id: str | None = None
 
 
 class StationConfig(Section):
@@ -105,6 +106,7 @@ class StationConfig(Section):
             node_id=section.node_id or f"{self.station.line}-{self.station.id}",
             device_id=section.device_id,
             client_id=section.client_id or f"{self.client_id}-spb",
+            primary_host_id=section.primary_host_id,
         )
 
     def sku(self, sku_id: str) -> SkuSection:

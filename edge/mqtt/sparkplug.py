@@ -13,7 +13,12 @@ the edge node's session on a paho-mqtt 2.x client of its own:
   wraps, and starts again at 0 with each NBIRTH;
 * ``NDEATH`` with the session's ``bdSeq`` as the MQTT last will, so the broker announces a crash; a clean
   stop publishes it itself before disconnecting (a DISCONNECT discards the will). ``bdSeq`` is kept in a
-  file so that a restarted station goes on counting (a host matches NDEATH to NBIRTH by it).
+  file so that a restarted station goes on counting (a host matches NDEATH to NBIRTH by it);
+* with a **primary host application** (``primary_host_id``, Sparkplug 3.0): the node subscribes to
+  ``spBv1.0/STATE/<host id>`` and sends its births only once the host says ``online: true`` (a SCADA host
+  that is not listening would miss them); when the host says ``online: false`` the node ends its session
+  (NDEATH, disconnect) and connects again to wait for the host. A STATE older than the last one seen is
+  ignored (the host's retained STATE and its will can arrive out of order).
 
 Everything Sparkplug publishes is QoS 0 and not queued while disconnected, as the specification wants: the
 next birth carries the current values. The guaranteed path for verdicts stays the JSON outbox.
@@ -49,6 +54,7 @@ from pysparkplug import (
     NBirth,
     NCmd,
     NDeath,
+    State,
     Topic,
     get_current_timestamp,
 )
@@ -108,6 +114,9 @@ class SparkplugSettings:
         node_id: The edge node id.
         device_id: The station's inspection device.
         bd_seq_file: Keeps the next ``bdSeq`` across restarts (``None``: start at 0 every time).
+        primary_host_id: The primary host application whose ``STATE`` gates the births (``None``: births
+            on every connect).
+        restart_delay_s: Pause between the end of a session the primary host ended and the next connect.
 
     """
 
@@ -116,6 +125,8 @@ class SparkplugSettings:
     node_id: str
     device_id: str
     bd_seq_file: Path | None = None
+    primary_host_id: str | None = None
+    restart_delay_s: float = 1.0
 
 
 class SparkplugNode:
@@ -145,8 +156,18 @@ class SparkplugNode:
         self._client = self._make_client()
         self._set_will()
         self._started = False
+        #: The primary host is online (its last STATE said so); always True without a primary host.
+        self.host_online = settings.primary_host_id is None
+        self._host_state_ts = -1  # timestamp of the newest primary host STATE seen
+        self._restart: threading.Timer | None = None
 
     # -- topics ------------------------------------------------------------------------------------------
+
+    @property
+    def state_topic(self) -> str | None:
+        """``spBv1.0/STATE/<primary host id>``, ``None`` without a primary host."""
+        host = self.settings.primary_host_id
+        return None if host is None else str(Topic(message_type=Kind.STATE, sparkplug_host_id=host))
 
     def topic(self, kind: Kind, *, device: bool = False) -> str:
         """The topic of a message of ``kind`` from the node (or, with ``device``, from its device)."""
@@ -203,6 +224,8 @@ class SparkplugNode:
         """Publish NDEATH (a clean disconnect discards the will), then disconnect."""
         if not self._started:
             return
+        if self._restart is not None:
+            self._restart.cancel()
         info = None
         with self._lock:
             if self._born:
@@ -336,19 +359,70 @@ class SparkplugNode:
             self.last_error = None
             client.subscribe(self.topic(Kind.NCMD), qos=1)
             client.subscribe(self.topic(Kind.DCMD, device=True), qos=1)
+            if self.state_topic is not None:
+                # The host's STATE is retained: it arrives right after this subscription.
+                self.host_online = False
+                client.subscribe(self.state_topic, qos=1)
             with self._lock:
                 self._bd_seq = self._will_bd_seq
-                self._births()
-                self._born = True
                 # The will of this connection is fixed; the next connection announces the next bdSeq.
                 self._will_bd_seq = (self._bd_seq + 1) % SEQ_MODULO
                 _write_bd_seq(self.settings.bd_seq_file, self._will_bd_seq)
                 self._set_will()
-            self._born_event.set()
-            log.info("Sparkplug edge node %s/%s born (bdSeq %d)", self.settings.group_id,
-                     self.settings.node_id, self._bd_seq)  # fmt: skip
+                if self.host_online:
+                    self._be_born()
+                else:
+                    log.info("Sparkplug: waiting for primary host %s to be online (%s)",
+                             self.settings.primary_host_id, self.state_topic)  # fmt: skip
         except Exception:
             log.exception("Sparkplug on_connect failed")
+
+    def _be_born(self) -> None:
+        """NBIRTH and DBIRTH on the current connection; caller holds the lock."""
+        self._births()
+        self._born = True
+        self._born_event.set()
+        log.info("Sparkplug edge node %s/%s born (bdSeq %d)", self.settings.group_id,
+                 self.settings.node_id, self._bd_seq)  # fmt: skip
+
+    def _on_host_state(self, payload: bytes) -> None:
+        """The primary host's STATE: births when it comes online, end of the session when it goes."""
+        try:
+            state = State.decode(payload)
+            timestamp, online = int(state.timestamp), bool(state.online)
+        except Exception as exc:  # a bad STATE must not stop the network thread
+            log.warning("Sparkplug: undecodable STATE on %s: %s", self.state_topic, exc)
+            return
+        with self._lock:
+            if timestamp < self._host_state_ts:
+                log.info("Sparkplug: STATE older than the last one seen ignored (%d < %d)",
+                         timestamp, self._host_state_ts)  # fmt: skip
+                return
+            self._host_state_ts = timestamp
+            self.host_online = online
+            if online and not self._born:
+                self._be_born()
+                return
+            if online or not self._born:
+                return
+            log.warning("Sparkplug: primary host %s went offline: session ended (NDEATH), reconnecting",
+                        self.settings.primary_host_id)  # fmt: skip
+            self._client.publish(self.topic(Kind.NDEATH), self._death(self._bd_seq, timestamp=True), qos=1)
+            self._born = False
+            self._born_event.clear()
+        self._client.disconnect()  # ends the network loop; the timer connects again
+        self._restart = threading.Timer(self.settings.restart_delay_s, self._reconnect)
+        self._restart.daemon = True
+        self._restart.start()
+
+    def _reconnect(self) -> None:
+        """A new session after the primary host ended the last one (its births wait for STATE online)."""
+        if not self._started:
+            return
+        self._client.loop_stop()
+        s = self.settings.connection
+        self._client.connect_async(s.host, s.port, s.keepalive_s)
+        self._client.loop_start()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         s = self.settings.connection
@@ -372,6 +446,9 @@ class SparkplugNode:
             log.warning("Sparkplug: disconnected from broker: %s (reconnecting)", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: MQTTMessage) -> None:
+        if message.topic == self.state_topic:
+            self._on_host_state(bytes(message.payload))
+            return
         try:
             command = NCmd.decode(bytes(message.payload))
         except Exception as exc:  # a host's bad payload must not stop the network thread

@@ -126,6 +126,7 @@ def sparkplug_settings(resolved: ResolvedConfig, data_dir: Path) -> SparkplugSet
         node_id=ids.node_id,
         device_id=ids.device_id,
         bd_seq_file=data_dir / "sparkplug-bdseq",
+        primary_host_id=ids.primary_host_id,
     )
 
 

@@ -487,7 +487,11 @@ class StationApp:
         mqtt.commands.handler = commands
         self.init_metrics(lambda: {"safe_mode": 1.0})
         self.start_mqtt(mqtt)
-        # A PLC on OPC UA sees the station in Error with the reason (when the config itself could be read).
+        # A SCADA host (Sparkplug) and a PLC on OPC UA see the station in safe mode with the reason, when
+        # the config itself could be read (their settings are in it).
+        sparkplug = self.init_sparkplug(boot, state) if boot is not None else None
+        if sparkplug is not None:
+            sparkplug.start()
         opcua = self.init_opcua(boot, commands, list) if boot is not None else None
         if opcua is not None:
             self.start_opcua(opcua, state)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fixtures.mosquitto import MosquittoBroker
 from fixtures.sparkplug_host import SparkplugHost
-from pysparkplug import DataType
+from pysparkplug import DataType, get_current_timestamp
 
 from edge.inspection.types import Box, Verdict
 from edge.mqtt import MqttSettings, StatePayload, VerdictPayload
@@ -22,12 +22,16 @@ REPO = Path(__file__).resolve().parents[2]
 GROUP, NODE, DEVICE = "plant", "l1-st1", "inspection"
 
 
-def settings(broker: MosquittoBroker, bd_seq_file: Path | None = None) -> SparkplugSettings:
+def settings(
+    broker: MosquittoBroker, bd_seq_file: Path | None = None, primary_host_id: str | None = None
+) -> SparkplugSettings:
     connection = MqttSettings(
         host=broker.host, port=broker.port, topic_root="plant/l1/st1", client_id="edge-st1-spb",
         reconnect_min_s=1, reconnect_max_s=2,
     )  # fmt: skip
-    return SparkplugSettings(connection, GROUP, NODE, DEVICE, bd_seq_file)
+    return SparkplugSettings(
+        connection, GROUP, NODE, DEVICE, bd_seq_file, primary_host_id=primary_host_id, restart_delay_s=0.2
+    )
 
 
 @pytest.fixture
@@ -224,3 +228,52 @@ def test_every_device_metric_is_documented_with_its_datatype() -> None:
         rows = [line for line in doc.splitlines() if f"`{metric}`" in line and line.startswith("|")]
         assert rows, f"{metric} is not in docs/mqtt.md"
         assert f"| {names[datatype.name]} |" in rows[0], (metric, rows[0])
+
+
+def test_with_a_primary_host_births_wait_for_its_state_online_and_its_offline_ends_the_session(
+    host: SparkplugHost, mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    t0 = get_current_timestamp()  # a retained STATE of an earlier run may still be on the broker
+    host.publish_state("scada1", online=False, timestamp=t0)  # retained: the host is not there yet
+    node = SparkplugNode(settings(mosquitto, tmp_path / "bdseq", primary_host_id="scada1"))
+    try:
+        node.start()
+        assert not node.wait_born(1.5), "no births while the primary host is offline"
+        assert host.of("NBIRTH") == []
+
+        host.publish_state("scada1", online=True, timestamp=t0 + 2000)
+        (first,) = host.wait_count("NBIRTH", 1, 10)
+        host.wait_count("DBIRTH", 1, 10)
+        assert node.wait_born(5) and node.host_online
+
+        host.publish_state("scada1", online=False, timestamp=t0 + 1500)  # older than the last STATE: ignored
+        node.publish_state(StatePayload(status="paused", since=0.0))
+        assert host.wait_for(lambda ms: any(m.kind == "DDATA" for m in ms), 10)
+        assert host.of("NDEATH") == []
+
+        host.publish_state("scada1", online=False, timestamp=t0 + 3000)  # the host goes away
+        (death,) = host.wait_count("NDEATH", 1, 10)
+        assert death.value("bdSeq") == first.value("bdSeq"), "NDEATH ends the session NBIRTH began"
+        assert not node.born
+
+        host.publish_state("scada1", online=True, timestamp=t0 + 4000)  # back: a new session, the next bdSeq
+        second = host.wait_count("NBIRTH", 2, 15)[-1]
+        assert second.value("bdSeq") == (first.value("bdSeq") + 1) % 256
+        assert second.seq == 0
+        dbirth = host.wait_count("DBIRTH", 2, 10)[-1]
+        assert dbirth.value("State/Status") == "paused", "the new birth carries the current values"
+    finally:
+        node.stop()
+        host.publish_state("scada1", online=True, timestamp=t0 + 5000)  # leave no offline STATE retained
+
+
+def test_without_a_primary_host_a_state_message_changes_nothing(
+    host: SparkplugHost, node: SparkplugNode
+) -> None:
+    node.start()
+    assert node.wait_born(10)
+    host.publish_state("scada2", online=False)
+    node.publish_state(StatePayload(status="paused", since=0.0))
+    assert host.wait_for(lambda ms: any(m.kind == "DDATA" for m in ms), 10)
+    assert host.of("NDEATH") == [] and node.born
+    host.publish_state("scada2", online=True)

@@ -536,3 +536,32 @@ def test_opcua_in_safe_mode_says_error_with_the_reason_and_refuses_recipes(
         assert proc.wait(30) == EXIT_SAFE_MODE
     finally:
         sub.close()
+
+
+def test_sparkplug_in_safe_mode_births_with_the_safe_mode_state(
+    tmp_path: Path, mosquitto: MosquittoBroker, start_station: Any
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()  # nothing exported: safe mode
+    config = station_config(tmp_path, mosquitto, artifacts)
+    data = yaml.safe_load(config.read_text())
+    data["mqtt"]["sparkplug"] = True
+    config.write_text(yaml.safe_dump(data))
+    scada = SparkplugHost(mosquitto.host, mosquitto.port)
+    scada.wait_subscribed()
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{ROOT}/#"])
+    sub.wait_subscribed()
+    proc = start_station(config)
+    log = tmp_path / "station.log"
+    try:
+        safe = wait_state(sub, "safe_mode", 120, log)
+        (dbirth,) = scada.wait_count("DBIRTH", 1, 30)
+        assert dbirth.value("State/Status") == "safe_mode"
+        assert dbirth.value("State/Reason") == safe["reason"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == EXIT_SAFE_MODE
+        (ndeath,) = scada.wait_count("NDEATH", 1, 10)
+        assert ndeath.value("bdSeq") == scada.of("NBIRTH")[0].value("bdSeq")
+    finally:
+        scada.close()
+        sub.close()

@@ -20,4 +20,6 @@ run() {
 run deeppcb-line "$DATA/deeppcb" --perturb line --calib runs/calib/deeppcb --artifacts runs/artifacts/int8-deeppcb
 run bottle       "$DATA/mvtec/bottle" --calib "$DATA/mvtec/bottle/train/good" --artifacts runs/artifacts/int8-bottle
 run metal_plate-line "$DATA/mvtec/metal_plate" --perturb line --calib "$DATA/mvtec/metal_plate/train/good" --artifacts runs/artifacts/int8-metal_plate
+run fryum        "$DATA/mvtec/fryum" --calib "$DATA/mvtec/fryum/train/good" --artifacts runs/artifacts/int8-fryum
+run magnetic_tile-line "$DATA/mvtec/magnetic_tile" --perturb line --calib "$DATA/mvtec/magnetic_tile/train/good" --artifacts runs/artifacts/int8-magnetic_tile
 .venv/bin/python -m edge.eval.table runs/eval-int8 | tee runs/eval-int8/table.md

@@ -210,8 +210,11 @@ def calibrate(
     calib.pixel_compare = "pixel" in choice.maps
     scores = [selfconfig.combined(s, choice) for s in golden_samples]
     calib.golden_scores = [round(s, 4) for s in scores]
-    inliers = _inlier_mask(np.asarray(scores))
     shown_of = [int(i) for i in picks] + [int(picks[k]) for k, _ in shown_golden]
+    # The golden parts as captured and as the line shows them score on different scales: each is its own
+    # population, and a part far above its population in either view is an outlier in both.
+    views = np.asarray([0] * len(picks) + [1] * len(shown_golden))
+    inliers = _inlier_mask(np.asarray(scores), views, np.asarray(shown_of))
     calib.outliers = list(
         dict.fromkeys(bank.template_ids[i] for i, ok in zip(shown_of, inliers, strict=True) if not ok)
     )
@@ -274,15 +277,35 @@ def _box_quality(
     return {"box_f1": round(f1, 3), "bbox_mask_iou": round(miou, 3)}
 
 
-def _inlier_mask(scores: npt.NDArray[np.float64], k: float = 5.0) -> npt.NDArray[np.bool_]:
+def _inlier_mask(
+    scores: npt.NDArray[np.float64],
+    views: npt.NDArray[np.int_] | None = None,
+    images: npt.NDArray[np.int_] | None = None,
+    k: float = 5.0,
+) -> npt.NDArray[np.bool_]:
     """Golden scores that agree with the rest: at most median + k MAD, MAD floored at a quarter of the median.
 
     A golden image far above the others (a defect that slipped into the golden set, or a part with no
     real peer) must not raise the threshold; it is reported instead, and the flash self-test refuses it.
+
+    Args:
+        scores: One score per calibration sample.
+        views: The population of each sample (as captured, as the line shows it): each is judged against
+            its own median, since the line's nuisance lifts every score of its population (pooled, the two
+            spread the MAD so wide that a defect among four good parts passes: measured).
+        images: The golden image of each sample: an image that is an outlier in one view is one in all.
+        k: How many MADs above the median a score may lie.
+
     """
-    med = float(np.median(scores))
-    mad = 1.4826 * float(np.median(np.abs(scores - med)))
-    result: npt.NDArray[np.bool_] = scores <= med + k * max(mad, 0.25 * med)
+    views = np.zeros(len(scores), int) if views is None else views
+    result = np.ones(len(scores), bool)
+    for view in np.unique(views):
+        sel = views == view
+        med = float(np.median(scores[sel]))
+        mad = 1.4826 * float(np.median(np.abs(scores[sel] - med)))
+        result[sel] = scores[sel] <= med + k * max(mad, 0.25 * med)
+    if images is not None:
+        result &= ~np.isin(images, images[~result])
     return result
 
 

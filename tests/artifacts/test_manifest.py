@@ -8,6 +8,7 @@ from engines.artifact_set import copy_set
 
 from edge.artifacts.manifest import ManifestError, load_manifest, verify_manifest
 from edge.artifacts.names import MANIFEST_FILE, onnx_file
+from edge.model.backbone_catalog import DEFAULT_BACKBONE
 
 
 def test_manifest_records_versions_io_and_hashes(artifacts: Path) -> None:
@@ -43,7 +44,8 @@ def test_missing_listed_file_is_refused(artifacts: Path, tmp_path: Path) -> None
 
 
 def test_other_model_id_is_refused(artifacts: Path) -> None:
-    with pytest.raises(ManifestError, match=r"artifacts are for model lite0-.*expects lite0-000000000000"):
+    wanted = rf"artifacts are for model {DEFAULT_BACKBONE}-.*expects lite0-000000000000"
+    with pytest.raises(ManifestError, match=wanted):
         verify_manifest(artifacts, expected_model_id="lite0-000000000000")
 
 

@@ -145,8 +145,8 @@ def test_profile_ranges_follow_the_config_schema_and_the_inspector(
 
     def templates(k: int) -> dict[str, np.ndarray]:
         return {
-            "query": np.zeros((1, 152, 16, 16), np.float32),
-            "templates": np.zeros((k, 152, 16, 16), np.float32),
+            "query": np.zeros((1, SPEC.feature_channels, 16, 16), np.float32),
+            "templates": np.zeros((k, SPEC.feature_channels, 16, 16), np.float32),
             "template_valid": np.ones((k, 1, 16, 16), np.float32),
         }
 

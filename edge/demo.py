@@ -1,6 +1,7 @@
 """``edge demo`` (``make demo``): the whole station on this machine, with nothing but the repository.
 
-1. generates a synthetic SKU (golden parts, good and defective test parts) under ``runs/demo/``;
+1. generates a synthetic SKU (golden parts, good and defective test parts) under
+   ``station_configs/demo-data/`` (where ``station_configs/demo.yaml`` points);
 2. writes a demo station config (from ``station_configs/demo.yaml``) replaying those parts at ``--fps``;
 3. starts a local MQTT broker (Mosquitto on a free loopback port) unless ``--broker HOST:PORT`` is given;
 4. runs the station in this process and, beside it, a subscriber that prints every verdict *as received back
@@ -21,7 +22,7 @@ from typing import Any
 
 from edge.review.auth import hash_password
 from edge.synthetic.console import LEGEND, ConsoleView
-from edge.synthetic.workspace import SKU, prepare_demo, replay_truth
+from edge.synthetic.workspace import DEMO_WORKDIR, SKU, prepare_demo, replay_truth
 from edge.synthetic.workspace import first_seq as workspace_first_seq
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the whole station on synthetic parts (make demo)",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    p.add_argument("--workdir", type=Path, default=Path("runs/demo"), help="where the demo data goes")
+    p.add_argument("--workdir", type=Path, default=DEMO_WORKDIR, help="where the demo data goes")
     p.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
     p.add_argument("--parts", type=int, default=None, help="stop after this many verdicts")
     p.add_argument("--fps", type=float, default=4.0, help="replay rate of the synthetic parts")

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--simulated-camera",
         action="store_true",
         help="capture from the simulated GenICam camera (viky.cti); without --config/--root, use "
-        "the demo station (generated under runs/demo)",
+        "the demo station (generated under station_configs/demo-data)",
     )
     p.add_argument("--metrics-port", type=int, default=9400, help="Prometheus port (0: any free port)")
     p.add_argument("--no-metrics", action="store_true", help="no Prometheus endpoint")
@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.simulated_camera:
             log.error("give --config FILE or --root DIR (or --simulated-camera for the demo station)")
             return 2
-        from edge.synthetic.workspace import prepare_demo
+        from edge.synthetic.workspace import DEMO_WORKDIR, prepare_demo
 
-        config = prepare_demo(Path("runs/demo")).config
+        config = prepare_demo(DEMO_WORKDIR).config
     if args.root is not None:
         # A flash cut short (power loss mid-flash) is settled before the station reads its active slot.
         from edge.flash.hooks import find_hooks_dir

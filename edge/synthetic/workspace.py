@@ -24,6 +24,10 @@ from edge.synthetic.parts import DEFECTS, write_sku
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "station_configs" / "demo.yaml"
+#: Where ``edge demo`` generates its station by default: next to ``demo.yaml``, whose paths point into it, so
+#: that the template itself validates, resolves and flashes as a bundle once the demo has run (a config
+#: travels with its golden images).
+DEMO_WORKDIR = TEMPLATE.parent / "demo-data"
 SKU = "widget"
 
 

@@ -45,6 +45,7 @@ from asyncua.ua.object_ids import ObjectIds
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edge.inspection.types import Verdict
+from edge.mqtt.commands import CommandRejected
 from edge.mqtt.payloads import StatePayload, VerdictPayload
 from edge.opcua.mapping import ResultValues, result_values, vision_state
 from edge.opcua.settings import NAMESPACE_URI, OpcUaSettings
@@ -101,12 +102,18 @@ _ARRAYS = frozenset({"BoxX", "BoxY", "BoxW", "BoxH"})
 _ZERO: dict[ua.VariantType, Any] = {ua.VariantType.String: "", ua.VariantType.Double: 0.0}
 
 
+def _argument(name: str, datatype: int, description: str) -> ua.Argument:
+    """A scalar method argument with its name (PLC engineering tools show the names)."""
+    arg = ua.Argument()
+    arg.Name = name
+    arg.DataType = _nid(datatype)
+    arg.ValueRank = -1
+    arg.Description = ua.LocalizedText(description)
+    return arg
+
+
 class OpcUaError(RuntimeError):
     """The OPC UA server could not start (port, certificate, trust list)."""
-
-
-class RecipeRejected(ValueError):  # noqa: N818 (a refusal, not a fault, like CommandRejected)
-    """``ActivateRecipe`` refused by the station (unknown SKU, safe mode): its message goes to the client."""
 
 
 class _Accounts(UserManager):
@@ -167,8 +174,8 @@ class VisionServer:
 
     Args:
         settings: Endpoint, certificates, security and accounts.
-        activate_recipe: Selects a SKU on the station; raises :class:`RecipeRejected` (or ``ValueError``)
-            with the reason to refuse.
+        activate_recipe: Selects a SKU on the station, as ``cmd/sku`` does (the station's command
+            handler); raises :class:`~edge.mqtt.commands.CommandRejected` with the reason to refuse.
         recipes: The SKUs a client may select.
 
     """
@@ -187,7 +194,7 @@ class VisionServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # guards and announces _pending
         self._pending = 0
         self.dropped = 0
         self._counts = dict.fromkeys(Verdict, 0)
@@ -248,29 +255,28 @@ class VisionServer:
         try:
             loop.call_soon_threadsafe(self._enqueue, kind, payload)
         except RuntimeError:  # stopping: the loop is gone
-            with self._lock:
-                self._pending -= 1
+            self._done()
 
     def _enqueue(self, kind: str, payload: Any) -> None:
         assert self._queue is not None
         if self._queue.qsize() >= MAX_PENDING:
             self._queue.get_nowait()
             self.dropped += 1
-            with self._lock:
-                self._pending -= 1
+            self._done()
             if self.dropped == 1 or self.dropped % 100 == 0:
                 log.warning("OPC UA server behind: %d update(s) dropped (oldest first)", self.dropped)
         self._queue.put_nowait((kind, payload))
 
+    def _done(self) -> None:
+        """One submitted update is applied or dropped."""
+        with self._lock:
+            self._pending -= 1
+            self._lock.notify_all()
+
     def wait_idle(self, timeout_s: float = 5.0) -> bool:
         """Wait until every submitted update is applied (tests, orderly stop)."""
-        deadline = threading.Event()
-        for _ in range(int(timeout_s / 0.01)):
-            with self._lock:
-                if self._pending == 0:
-                    return True
-            deadline.wait(0.01)
-        return False
+        with self._lock:
+            return self._lock.wait_for(lambda: self._pending == 0, timeout_s)
 
     # -- the server's thread ------------------------------------------------------------------------------
 
@@ -301,8 +307,7 @@ class VisionServer:
                 except Exception:  # one bad update must not stop the server
                     log.exception("OPC UA update %s failed", kind)
                 finally:
-                    with self._lock:
-                        self._pending -= 1
+                    self._done()
 
     async def _server(self) -> Server:
         s = self.settings
@@ -351,22 +356,15 @@ class VisionServer:
         recipes_obj = await system.add_object(idx, "RecipeManagement")
         active = await recipes_obj.add_variable(idx, "ActiveRecipe", "", ua.VariantType.String)
         recipes = await recipes_obj.add_variable(idx, "Recipes", list(self._recipes()), ua.VariantType.String)
-        external_id = ua.Argument()
-        external_id.Name = "ExternalId"
-        external_id.DataType = _nid(ObjectIds.String)
-        external_id.ValueRank = -1
-        external_id.Description = ua.LocalizedText("SKU to inspect from now on")
-        error = ua.Argument()
-        error.Name = "Error"
-        error.DataType = _nid(ObjectIds.Int32)
-        error.ValueRank = -1
-        error.Description = ua.LocalizedText("0: activated; 1: refused (see Message)")
-        message = ua.Argument()
-        message.Name = "Message"
-        message.DataType = _nid(ObjectIds.String)
-        message.ValueRank = -1
         await recipes_obj.add_method(
-            idx, "ActivateRecipe", self._on_activate, [external_id], [error, message]
+            idx,
+            "ActivateRecipe",
+            self._on_activate,
+            [_argument("ExternalId", ObjectIds.String, "SKU to inspect from now on")],
+            [
+                _argument("Error", ObjectIds.Int32, "0: activated; 1: refused (see Message)"),
+                _argument("Message", ObjectIds.String, "what was done, or why not"),
+            ],
         )
         results = await system.add_object(idx, "ResultManagement")
         last = await results.add_object(idx, "LastResult")
@@ -395,9 +393,9 @@ class VisionServer:
         sku = external_id.Value if isinstance(external_id, ua.Variant) else external_id
         try:
             if not isinstance(sku, str) or not sku:
-                raise RecipeRejected("ExternalId must be a non-empty SKU id")
+                raise CommandRejected("ExternalId must be a non-empty SKU id")
             self._activate(sku)
-        except ValueError as exc:
+        except CommandRejected as exc:
             log.warning("OPC UA ActivateRecipe(%r) refused: %s", sku, exc)
             return [ua.Variant(1, ua.VariantType.Int32), ua.Variant(str(exc), ua.VariantType.String)]
         log.info("OPC UA ActivateRecipe(%s)", sku)

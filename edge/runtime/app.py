@@ -38,12 +38,11 @@ from edge.flash.active import SafeMode
 from edge.flash.hooks import find_hooks_dir
 from edge.inspection.inspector import Inspector
 from edge.mqtt.client import MqttSettings, StationMqtt
-from edge.mqtt.commands import CommandRejected
 from edge.mqtt.handshake import Handshake
 from edge.mqtt.outbox import Outbox, OutboxError
 from edge.mqtt.payloads import ConfigRef, ReadyPayload, StatePayload
 from edge.mqtt.sparkplug import SparkplugNode
-from edge.opcua.server import OpcUaError, RecipeRejected, VisionServer
+from edge.opcua.server import OpcUaError, VisionServer
 from edge.review.feedback import GoldenFeedback
 from edge.review.live import RecentParts
 from edge.review.retention import RetentionPolicy
@@ -59,14 +58,7 @@ from edge.runtime.parts import PartIds
 from edge.runtime.pipeline import InspectFn, Pipeline, PipelineSettings
 from edge.runtime.reload import ReloadRequests, StatusRecord, remove_pid_file, request_file, write_pid_file
 from edge.runtime.signals import install_signals, restore_signals
-from edge.runtime.snapshot import (
-    fan_out,
-    handshake_listener,
-    opcua_listener,
-    review_snapshot,
-    sparkplug_listener,
-    station_gauges,
-)
+from edge.runtime.snapshot import forward_verdicts, handshake_listener, review_snapshot, station_gauges
 from edge.runtime.started import StationParts
 from edge.runtime.watchdog import WatchdogSettings
 
@@ -222,14 +214,7 @@ class StationApp:
         settings = adapters.opcua_settings(boot.resolved, data_dir)
         if settings is None:
             return None
-
-        def activate(sku: str) -> None:
-            try:
-                commands.on_sku(sku)
-            except CommandRejected as exc:
-                raise RecipeRejected(str(exc)) from exc
-
-        self.parts.opcua = VisionServer(settings, activate, recipes)
+        self.parts.opcua = VisionServer(settings, commands.on_sku, recipes)
         return self.parts.opcua
 
     def start_opcua(self, opcua: VisionServer, state: StatePayload) -> None:
@@ -334,9 +319,7 @@ class StationApp:
             require_ack=trigger is TriggerMode.SOFTWARE,
             max_in_flight=1 if trigger is TriggerMode.SOFTWARE else 1_000_000,
         )
-        status = self.status = StationStatus(
-            mqtt, state, handshake, on_change=sparkplug.publish_state if sparkplug else None
-        )
+        status = self.status = StationStatus(mqtt, state, handshake)
         pipeline._on_fault = status.fault
         mqtt.on_refusal = lambda reason: status.fault("broker", reason)
         commands = StationCommands(
@@ -344,13 +327,12 @@ class StationApp:
         )
         mqtt.commands.handler = commands
         opcua = self.init_opcua(boot, commands, lambda: sorted(inspector.banks))
-        if opcua is not None:
-            status.on_change = fan_out(status.on_change, opcua.publish_state)
-            pipeline.publisher.add_listener(opcua_listener(opcua))
+        for node in (sparkplug, opcua):  # QoS 0 / a view: the JSON outbox is the guaranteed path
+            if node is not None:
+                status.add_listener(node.publish_state)
+                pipeline.publisher.add_listener(forward_verdicts(node.publish_verdict))
         for listener in (*self.parts.listeners, metrics, handshake_listener(handshake)):
             pipeline.publisher.add_listener(listener)
-        if sparkplug is not None:
-            pipeline.publisher.add_listener(sparkplug_listener(sparkplug))
 
         self.start_mqtt(mqtt)
         if sparkplug is not None:

@@ -32,13 +32,12 @@ class StationStatus:
         mqtt: StationMqtt,
         base: StatePayload,
         handshake: Handshake,
-        on_change: Callable[[StatePayload], object] | None = None,
     ) -> None:
         self._mqtt = mqtt
         self._base = base
         self.handshake = handshake
-        #: Also told every published state (the Sparkplug edge node sends it as DDATA).
-        self.on_change = on_change
+        #: Also told every published state (Sparkplug DDATA, the OPC UA state machine): :meth:`add_listener`.
+        self._listeners: list[Callable[[StatePayload], object]] = []
         self._faults: dict[str, str] = {}
         self._paused = False
         self._lock = threading.Lock()
@@ -63,8 +62,13 @@ class StationStatus:
             after = replace(after, since=time.time())
             self._base = replace(self._base, since=after.since)
             self._mqtt.publish_state(after)
-            if self.on_change is not None:
-                self.on_change(after)
+            for listener in self._listeners:
+                listener(after)
+
+    def add_listener(self, listener: Callable[[StatePayload], object]) -> None:
+        """Tell ``listener`` every state this station publishes from now on."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def fault(self, source: str, reason: str | None) -> None:
         """Set (``reason``) or clear (``None``) the fault of ``source``."""

@@ -6,9 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edge.mqtt.handshake import Handshake
-from edge.mqtt.payloads import StatePayload
-from edge.mqtt.sparkplug import SparkplugNode
-from edge.opcua.server import VisionServer
+from edge.mqtt.payloads import VerdictPayload
 from edge.review.live import StationSnapshot
 from edge.runtime.publisher import VerdictListener
 from edge.runtime.started import StationParts
@@ -88,32 +86,10 @@ def handshake_listener(handshake: Handshake) -> VerdictListener:
     return listener
 
 
-def sparkplug_listener(node: SparkplugNode) -> VerdictListener:
-    """Publish each verdict on the Sparkplug B edge node too."""
+def forward_verdicts(publish: Callable[[VerdictPayload], object]) -> VerdictListener:
+    """Tell ``publish`` (the Sparkplug edge node, the OPC UA server) each part's verdict."""
 
     def listener(part: Any, verdict: Any, result: Any) -> None:
-        node.publish_verdict(verdict)  # QoS 0, not queued: the JSON outbox is the guaranteed path
+        publish(verdict)
 
     return listener
-
-
-def opcua_listener(server: VisionServer) -> VerdictListener:
-    """Show each verdict on the OPC UA server too (queued: the station never waits for a client)."""
-
-    def listener(part: Any, verdict: Any, result: Any) -> None:
-        server.publish_verdict(verdict)
-
-    return listener
-
-
-def fan_out(
-    first: Callable[[StatePayload], object] | None, *more: Callable[[StatePayload], object]
-) -> Callable[[StatePayload], object]:
-    """One state-change callback that tells each of ``first`` (if any) and ``more`` in turn."""
-    targets = [t for t in (first, *more) if t is not None]
-
-    def tell(state: StatePayload) -> None:
-        for target in targets:
-            target(state)
-
-    return tell

@@ -36,13 +36,14 @@ def code_outside_config() -> str:
     return "\n".join(p.read_text() for p in sources if "edge/config" not in p.as_posix())
 
 
+def is_read(name: str, code: str) -> bool:
+    """Whether ``code`` reads field ``name``: as an attribute, a key or a keyword argument."""
+    return re.search(rf"\.{name}\b|[\"']{name}[\"']|\b{name}=", code) is not None
+
+
 def test_every_field_is_read_outside_the_config_package() -> None:
     code = code_outside_config()
-    unread = [
-        path
-        for path, name in fields(StationConfig)
-        if not re.search(rf"\.{name}\b|[\"']{name}[\"']|\b{name}=", code)
-    ]
+    unread = [path for path, name in fields(StationConfig) if not is_read(name, code)]
     assert unread == [], f"config fields nothing outside edge/config reads: {unread}"
 
 
@@ -52,4 +53,4 @@ def test_the_check_finds_an_unread_field() -> None:
 
     code = code_outside_config()
     ((path, name),) = list(fields(Probe))
-    assert not re.search(rf"\.{name}\b|[\"']{name}[\"']|\b{name}=", code), path
+    assert not is_read(name, code), path

@@ -18,8 +18,9 @@ from fixtures.mosquitto import free_port
 from fixtures.opcua_client import Events, client_cert, read, vision_system
 
 from edge.inspection.types import Box, Verdict
+from edge.mqtt.commands import CommandRejected
 from edge.mqtt.payloads import StatePayload, VerdictPayload
-from edge.opcua.server import OpcUaError, RecipeRejected, VisionServer
+from edge.opcua.server import OpcUaError, VisionServer
 from edge.opcua.settings import OpcUaAccount, OpcUaSettings
 from edge.review.auth import hash_password
 
@@ -54,7 +55,7 @@ class Station:
 
     def activate(self, sku: str) -> None:
         if sku not in SKUS:
-            raise RecipeRejected(f"unknown SKU '{sku}'; known: {', '.join(SKUS)}")
+            raise CommandRejected(f"unknown SKU '{sku}'; known: {', '.join(SKUS)}")
         self.selected.append(sku)
 
 

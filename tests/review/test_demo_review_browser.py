@@ -70,6 +70,13 @@ def test_demo_serves_its_review_ui_with_a_flagged_part_and_its_heatmap(browser: 
         # The part page itself, not the list still loaded when the click's navigation has not committed.
         page.wait_for_url(re.compile(re.escape(url) + r"/parts/[^/?]+"))
         page.wait_for_load_state()
+        # The newest part may still be archiving (its frame size, which the boxes need, comes last).
+        for _ in range(10):
+            if page.locator("svg.boxes rect").count():
+                break
+            time.sleep(0.5)
+            page.reload()
+            page.wait_for_load_state()
         assert page.locator("svg.boxes rect").count() >= 1
         for kind in ("frame", "template", "overlay"):
             assert page.locator(f"figure[data-kind={kind}] img").evaluate("img => img.naturalWidth") > 0

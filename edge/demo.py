@@ -135,6 +135,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--no-review", action="store_true", help="do not start the review UI")
     p.set_defaults(func=_main)
+    run = subparsers.choices.get("run")
+    if run is not None:
+        # `edge run --simulated-camera` without a config stands a station up on the simulator, which needs
+        # the export toolchain (encoders built on first use): above the station's layer, so handed over here.
+        from edge.simulator import run_simulator
+
+        run.set_defaults(simulator=run_simulator)
 
 
 def _main(args: argparse.Namespace) -> int:

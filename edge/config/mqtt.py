@@ -101,6 +101,25 @@ class MqttSection(Section):
         default=None, max_length=128, description="MQTT client id; default edge-<station id>."
     )
     keepalive: int = Field(default=30, ge=5, le=3600, description="Keepalive interval in seconds.")
+    resend_window: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description=(
+            "Seconds: after a lost connection, verdicts, results and reviews the broker acknowledged this "
+            "long before the loss are sent again once reconnected (a broker that crashed without "
+            "persistence may have lost them); subscribers drop the duplicates by part_id. 0: off."
+        ),
+    )
+    resend_delay: float = Field(
+        default=3.0,
+        ge=0,
+        le=60,
+        description=(
+            "Seconds after the reconnect before that re-send (time for subscribers to subscribe again to "
+            "a restarted broker); what the broker acknowledges meanwhile is sent again too."
+        ),
+    )
     # ``true``/``false`` is the original form of this field and stays valid (no schema version bump); the
     # section form names the ids. Read it through StationConfig.sparkplug_ids(), which folds both forms.
     sparkplug: Annotated[

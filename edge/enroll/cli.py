@@ -12,26 +12,20 @@ says what was kept and why the others were not. Nothing already in the golden fo
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.enroll.checks import FrameCheck, check_frames
+from edge.enroll.checks import check_frames
+from edge.enroll.golden import EnrollError, capture_from_camera, summary, write_golden
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-class EnrollError(RuntimeError):
-    """Enrollment cannot run (config, SKU, camera or folder); the message says what to fix."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     checks = check_frames(frames)
     kept = [(c, image) for c, (_, image) in zip(checks, frames, strict=True) if c.kept]
-    written = [] if args.dry_run else _write(golden_dir, args.sku, kept)
+    written = [] if args.dry_run else write_golden(golden_dir, args.sku, kept)
     print(summary(checks, golden_dir, written, args.dry_run))
     return 0 if len(kept) >= 2 else 1
 
@@ -96,7 +90,7 @@ def _collect(args: argparse.Namespace) -> tuple[Path, list[tuple[str, npt.NDArra
         )
     except ConfigError as exc:
         raise EnrollError(str(exc)) from None
-    return golden_dir, _from_camera(resolved, args.frames, args.interval)
+    return golden_dir, capture_from_camera(resolved, args.frames, args.interval)
 
 
 def _from_folder(folder: Path) -> list[tuple[str, npt.NDArray[np.uint8]]]:
@@ -112,63 +106,3 @@ def _from_folder(folder: Path) -> list[tuple[str, npt.NDArray[np.uint8]]]:
     if not frames:
         raise EnrollError(f"--from-folder {folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return frames
-
-
-def _from_camera(resolved: Any, count: int, interval_s: float) -> list[tuple[str, npt.NDArray[np.uint8]]]:
-    from edge.capture.errors import CaptureError
-    from edge.capture.factory import open_source
-    from edge.runtime.adapters import camera_settings
-
-    frames = []
-    try:
-        with open_source(camera_settings(resolved)) as source:
-            for i in range(count):
-                if i:
-                    print(f"  next part in {interval_s:g} s ...", file=sys.stderr, flush=True)
-                    time.sleep(interval_s)
-                with contextlib.suppress(NotImplementedError, CaptureError):
-                    source.trigger()  # free-running sources need no trigger
-                frame = source.read(timeout_s=10.0)
-                frames.append((f"frame{i:03d}", frame.image))
-                print(f"  captured {i + 1}/{count}", file=sys.stderr, flush=True)
-    except (CaptureError, OSError, ValueError) as exc:
-        raise EnrollError(f"camera: {exc}") from None
-    return frames
-
-
-def _write(golden_dir: Path, sku: str, kept: list[tuple[FrameCheck, npt.NDArray[np.uint8]]]) -> list[Path]:
-    golden_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    written = []
-    for check, image in kept:
-        path = golden_dir / f"{sku}-{stamp}-{check.name}.png"
-        n = 1
-        while path.exists():  # never overwrite a golden image
-            path = golden_dir / f"{sku}-{stamp}-{check.name}-{n}.png"
-            n += 1
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-        ok, data = cv2.imencode(".png", bgr)
-        if not ok:
-            raise EnrollError(f"cannot encode {path.name}")
-        tmp = path.with_suffix(".png.tmp")
-        tmp.write_bytes(data.tobytes())
-        tmp.rename(path)  # a half-written file never looks like a golden image
-        written.append(path)
-    return written
-
-
-def summary(checks: list[FrameCheck], golden_dir: Path, written: list[Path], dry_run: bool) -> str:
-    """What was kept, what was not and why, and what to do next."""
-    kept = [c for c in checks if c.kept]
-    lines = [f"{len(kept)} of {len(checks)} frames kept" + (" (dry run: nothing written)" if dry_run else "")]
-    for c in checks:
-        mark = "kept   " if c.kept else "dropped"
-        why = "" if c.kept else ": " + "; ".join(c.problems)
-        lines.append(f"  {mark} {c.name}  sharpness {c.sharpness:.0f}{why}")
-    if written:
-        lines.append(f"wrote {len(written)} golden image(s) to {golden_dir}")
-    if len(kept) < 2:
-        lines.append("not enough good frames for a golden bank (at least 2, better 10+ different good parts)")
-    elif not dry_run:
-        lines.append("next: edge flash <config> (builds and self-tests the bank from them)")
-    return "\n".join(lines)

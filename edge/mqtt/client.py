@@ -72,6 +72,10 @@ class MqttSettings:
         validate_outgoing: Check every outgoing payload against its schema (tests, commissioning).
         retry_refused_s: How long a message the broker refused (an ACL, a quota) waits in the outbox before
             it is sent again.
+        resend_window_s: After a lost connection, messages the broker acknowledged this long before the loss
+            (and until ``resend_delay_s`` after the reconnect) are sent again (see
+            :class:`~edge.mqtt.pump.OutboxPump`); ``0`` never.
+        resend_delay_s: How long after the reconnect that happens.
 
     """
 
@@ -89,6 +93,8 @@ class MqttSettings:
     max_command_bytes: int = DEFAULT_MAX_COMMAND_BYTES
     validate_outgoing: bool = False
     retry_refused_s: float = 30.0
+    resend_window_s: float = 5.0
+    resend_delay_s: float = 3.0
 
 
 class StationMqtt:
@@ -128,6 +134,8 @@ class StationMqtt:
             window=settings.window,
             retry_refused_s=settings.retry_refused_s,
             on_refusal=lambda reason: self.on_refusal(reason) if self.on_refusal else None,
+            resend_window_s=settings.resend_window_s,
+            resend_delay_s=settings.resend_delay_s,
         )
         #: Told why the broker refuses stored messages (``None``: no longer); the runtime raises a fault.
         self.on_refusal: Callable[[str | None], None] | None = None
@@ -324,7 +332,7 @@ class StationMqtt:
             if self._ready is not None:
                 self._publish_direct(self.topics.ready, self._ready.to_dict(), contract.READY, "ready")
             self._connected.set()
-            self._pump.notify()
+            self._pump.reconnected()
         except Exception:
             log.exception("on_connect failed")
 
@@ -348,6 +356,8 @@ class StationMqtt:
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        if was_connected:
+            self._pump.connection_lost()
         # After a refused CONNECT paho reports a disconnect too; keep the refusal, it says more.
         if reason.is_failure and was_connected:
             self.last_error = f"disconnected from broker: {reason}"

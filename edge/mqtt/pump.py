@@ -13,6 +13,14 @@ A PUBACK with a failure reason (the broker refused the message: an ACL, a quota)
 message stays in the outbox marked refused, the stream goes on without it, and it is handed over again every
 ``retry_refused_s`` until the broker takes it. Such a message arrives later than the ones put after it
 (subscribers order by ``seq``/``part_id``, as they already must across a restart).
+
+A PUBACK is only as good as the broker that sent it: a broker that crashes (SIGKILL, power loss) without
+persistence loses what it acknowledged but had not yet forwarded, and, restarted, forgets its subscribers'
+sessions, so what it accepts before a subscriber has subscribed again goes to nobody. The pump therefore keeps
+the messages acknowledged in the last ``resend_window_s`` (in memory, bounded) and, ``resend_delay_s`` after
+a reconnect that follows a lost connection, sends again every message acknowledged from ``resend_window_s``
+before the loss up to then. Those copies are not tracked (they were delivered once); subscribers drop the
+duplicates by ``part_id``, as the contract already asks of them.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from edge.mqtt.outbox import Outbox, OutboxMessage
@@ -29,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Hands one message to the MQTT client; returns its message id, or ``None`` when it cannot be sent now.
 Publish = Callable[[OutboxMessage], "int | None"]
+#: Most acknowledged messages kept for a re-send (a bound on memory whatever the rate: ~1 KB each).
+RECENT_MAX = 20_000
 
 
 class OutboxPump:
@@ -42,6 +53,10 @@ class OutboxPump:
         retry_refused_s: How long a message the broker refused waits before it is handed over again.
         on_refusal: Told ``"broker refuses <topic>: <reason> ..."`` when the broker refuses a message and
             ``None`` once no refused message is left (the station raises and clears a fault on ``state``).
+        resend_window_s: How far before a lost connection acknowledged messages are sent again after the
+            reconnect (``0``: never).
+        resend_delay_s: How long after the reconnect they are sent (time for subscribers to subscribe again
+            to a restarted broker); what the broker acknowledges meanwhile is sent again too.
 
     """
 
@@ -55,9 +70,13 @@ class OutboxPump:
         idle_poll_s: float = 0.5,
         retry_refused_s: float = 30.0,
         on_refusal: Callable[[str | None], None] | None = None,
+        resend_window_s: float = 0.0,
+        resend_delay_s: float = 3.0,
     ) -> None:
         if window < 1:
             raise ValueError(f"pump window must be >= 1, got {window}")
+        if resend_window_s < 0 or resend_delay_s < 0:
+            raise ValueError("resend_window_s and resend_delay_s must be >= 0")
         self._outbox = outbox
         self._publish = publish
         self._connected = connected
@@ -66,7 +85,7 @@ class OutboxPump:
         self._retry_refused_s = retry_refused_s
         self._next_refused_check = 0.0  # monotonic time of the next look for refused messages that are due
         self._acks: queue.SimpleQueue[tuple[int, str | None]] = queue.SimpleQueue()
-        self._inflight: dict[int, int] = {}  # MQTT mid -> outbox id
+        self._inflight: dict[int, OutboxMessage] = {}  # MQTT mid -> the outbox message
         self._cursor = 0  # highest outbox id handed to the client in this process
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -77,6 +96,13 @@ class OutboxPump:
         self.last_error: str | None = None
         self._on_refusal = on_refusal
         self._refusal: str | None = None  # what was last reported to on_refusal
+        self._resend_window_s = resend_window_s
+        self._resend_delay_s = resend_delay_s
+        self._recent: deque[tuple[float, OutboxMessage]] = deque(maxlen=RECENT_MAX)  # (acked at, message)
+        self._link = threading.Lock()  # guards the two below (set on the network thread)
+        self._lost_at: float | None = None  # monotonic time of the earliest loss not yet made good
+        self._resend_at: float | None = None  # monotonic time the re-send is due (after a reconnect)
+        self.resent = 0
 
     def start(self) -> None:
         """Start the pump thread."""
@@ -109,6 +135,22 @@ class OutboxPump:
         self._acks.put((mid, refused))
         self._wake.set()
 
+    def connection_lost(self) -> None:
+        """The connection to the broker broke (safe from any thread); a re-send follows the reconnect."""
+        if self._resend_window_s <= 0:
+            return
+        with self._link:
+            if self._lost_at is None:
+                self._lost_at = time.monotonic()
+            self._resend_at = None  # a re-send that was due waits for the next connection
+
+    def reconnected(self) -> None:
+        """The connection is up again (safe from any thread); schedules the re-send after a loss."""
+        with self._link:
+            if self._lost_at is not None:
+                self._resend_at = time.monotonic() + self._resend_delay_s
+        self._wake.set()
+
     @property
     def inflight(self) -> int:
         """Messages handed to the client and not yet acknowledged."""
@@ -138,8 +180,15 @@ class OutboxPump:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("outbox pump error (will retry)")
                 self._stop.wait(1.0)
-            self._wake.wait(self._idle_poll_s)
+            self._wake.wait(self._next_wait())
         self._retire_acknowledged()
+
+    def _next_wait(self) -> float:
+        with self._link:
+            due = self._resend_at
+        if due is None:
+            return self._idle_poll_s
+        return min(self._idle_poll_s, max(due - time.monotonic(), 0.0))
 
     def _retire_acknowledged(self) -> None:
         done: list[int] = []
@@ -149,13 +198,15 @@ class OutboxPump:
                 mid, reason = self._acks.get_nowait()
             except queue.Empty:
                 break
-            outbox_id = self._inflight.pop(mid, None)
-            if outbox_id is None:  # acks of direct publishes (state, ready, replies) are not ours
+            message = self._inflight.pop(mid, None)
+            if message is None:  # acks of direct publishes (state, ready, replies, re-sends) are not ours
                 continue
             if reason is None:
-                done.append(outbox_id)
+                done.append(message.id)
+                if self._resend_window_s > 0:
+                    self._recent.append((time.monotonic(), message))
             else:
-                refused.append((outbox_id, reason))
+                refused.append((message.id, reason))
         if refused:
             self.refused += self._outbox.mark_refused(refused)
         if done:
@@ -186,7 +237,35 @@ class OutboxPump:
                 except Exception:  # reporting must never stop the pump
                     log.exception("on_refusal failed")
 
+    def _resend_recent(self) -> None:
+        """Send again what the broker acknowledged around a lost connection, once the re-send is due."""
+        now = time.monotonic()
+        with self._link:
+            lost_at = self._lost_at
+            due = self._resend_at is not None and now >= self._resend_at and self._connected()
+            if due:
+                self._resend_at = self._lost_at = None
+        if due and lost_at is not None:
+            again = [m for acked, m in self._recent if acked >= lost_at - self._resend_window_s]
+            sent = 0
+            for message in again:
+                if self._publish(message) is None:  # the client cannot take it now: all of it again later
+                    with self._link:
+                        self._lost_at = min(lost_at, self._lost_at or lost_at)
+                        self._resend_at = now + self._resend_delay_s
+                    break
+                sent += 1
+            self.resent += sent
+            if again:
+                log.info("sent %d of %d acknowledged messages again after the reconnect", sent, len(again))
+        with self._link:
+            oldest_needed = min(now, self._lost_at or now) - self._resend_window_s
+        while self._recent and self._recent[0][0] < oldest_needed:
+            self._recent.popleft()
+
     def _hand_over(self) -> None:
+        if self._resend_window_s > 0:
+            self._resend_recent()
         free = self._window - len(self._inflight)
         if free <= 0 or not self._connected():
             return
@@ -194,7 +273,7 @@ class OutboxPump:
             mid = self._publish(message)
             if mid is None:
                 return  # not sendable now (e.g. connection just dropped); retried on the next wake-up
-            self._inflight[mid] = message.id
+            self._inflight[mid] = message
             self._cursor = message.id
             free -= 1
         if free <= 0:
@@ -205,11 +284,11 @@ class OutboxPump:
         if now < self._next_refused_check:
             return
         self._next_refused_check = now + min(1.0, self._retry_refused_s)
-        out = set(self._inflight.values())
+        out = {m.id for m in self._inflight.values()}
         for message in self._outbox.refused_due(time.time() - self._retry_refused_s, limit=free):
             if message.id in out:
                 continue
             mid = self._publish(message)
             if mid is None:
                 return
-            self._inflight[mid] = message.id
+            self._inflight[mid] = message

@@ -107,6 +107,8 @@ def mqtt_settings(resolved: ResolvedConfig, *, validate_outgoing: bool = False) 
         password=None if secret is None else secret.get_secret_value(),
         tls=tls,
         keepalive_s=section.keepalive,
+        resend_window_s=section.resend_window,
+        resend_delay_s=section.resend_delay,
         validate_outgoing=validate_outgoing,
     )
 

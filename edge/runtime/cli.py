@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--simulated-camera",
         action="store_true",
-        help="capture from the simulated GenICam camera (viky.cti); without --config/--root, use "
-        "the demo station (generated under station_configs/demo-data)",
+        help="capture from the simulated GenICam camera (viky.cti); without --config/--root, set up a "
+        "station on it (station_configs/simulator-data: golden frames enrolled from the simulator, a "
+        "local broker) and print its verdicts",
     )
     p.add_argument("--metrics-port", type=int, default=9400, help="Prometheus port (0: any free port)")
     p.add_argument("--no-metrics", action="store_true", help="no Prometheus endpoint")
@@ -53,11 +54,14 @@ def run(args: argparse.Namespace) -> int:
     config: Path | None = args.config
     if config is None and args.root is None:
         if not args.simulated_camera:
-            log.error("give --config FILE or --root DIR (or --simulated-camera for the demo station)")
+            log.error("give --config FILE or --root DIR (or --simulated-camera for the simulator station)")
             return 2
-        from edge.synthetic.workspace import DEMO_WORKDIR, prepare_demo
-
-        config = prepare_demo(DEMO_WORKDIR).config
+        # Supplied by edge.demo (it builds encoders, which the station's layer never does).
+        simulator: Callable[[argparse.Namespace], int] | None = getattr(args, "simulator", None)
+        if simulator is None:
+            log.error("the simulator station is not part of this installation; give --config FILE")
+            return 2
+        return simulator(args)
     if args.root is not None:
         # A flash cut short (power loss mid-flash) is settled before the station reads its active slot.
         from edge.flash.hooks import find_hooks_dir

@@ -105,7 +105,7 @@ def prepare_demo(
         validation.mkdir()
         for defect in ("missing_hole", "spot"):
             shutil.copy(sku_dir / "test" / defect / "000.png", validation / f"{defect}.png")
-    _fresh_artifacts(root / "artifacts")
+    fresh_artifacts(root / "artifacts")
     config = _demo_config(broker, fps)
     if review is not None:
         config["review"] = review
@@ -120,11 +120,12 @@ def prepare_demo(
     return DemoWorkspace(root, path, replay, topic_root)
 
 
-def _fresh_artifacts(directory: Path) -> None:
-    """The demo's own artifact folder, emptied when it holds another model's export.
+def fresh_artifacts(directory: Path) -> None:
+    """A generated station's own artifact folder, emptied when it holds another model's export.
 
-    A station refuses artifacts that do not match its model (that is the point of the manifest); the demo owns
-    this folder, so after an update of the model code it re-exports instead of starting in safe mode.
+    A station refuses artifacts that do not match its model (that is the point of the manifest); the demo (or
+    simulator) station owns this folder, so after an update of the model code it re-exports instead of
+    starting in safe mode.
     """
     if not (directory / MANIFEST_FILE).is_file():
         stale = False  # nothing exported yet

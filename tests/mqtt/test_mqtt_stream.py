@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,9 @@ def test_broker_killed_twice_while_streaming(mosquitto_factory: BrokerFactory, t
         client_id="station-st9",
         reconnect_min_s=1,
         reconnect_max_s=2,
+        # The persistent broker keeps what it acknowledged: this checks that QoS 1 alone adds few duplicates
+        # (the re-send after a reconnect, for brokers without persistence, is the next test's).
+        resend_window_s=0,
     )
     try:
         sub.wait_subscribed()
@@ -108,6 +112,73 @@ def test_broker_killed_twice_while_streaming(mosquitto_factory: BrokerFactory, t
             station.stop()
     finally:
         sub.close()
+
+
+@pytest.mark.parametrize("window_s", [0.0, 5.0])
+def test_a_broker_restarted_without_persistence_gets_the_recent_verdicts_again(
+    mosquitto_factory: BrokerFactory, tmp_path: Path, window_s: float
+) -> None:
+    """A restarted broker forgot its subscribers: what it takes before they subscribe again goes to nobody.
+
+    ``window_s == 0`` shows that loss really happens (the premise); the default window makes it good.
+    """
+    broker = mosquitto_factory(persistence=False)
+    topic = f"{ROOT}/verdict"
+    settings = MqttSettings(
+        host=broker.host,
+        port=broker.port,
+        topic_root=ROOT,
+        client_id="station-st9",
+        reconnect_min_s=1,
+        reconnect_max_s=1,
+        resend_window_s=window_s,
+        resend_delay_s=4.0,
+    )
+    before = Subscriber(broker.host, broker.port, [topic])
+    after: Subscriber | None = None
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        station = StationMqtt(settings, outbox)
+        station.start()
+        try:
+            before.wait_subscribed()
+            assert station.wait_connected(10), station.last_error
+            for index in range(5):
+                station.publish_verdict(
+                    VerdictPayload.uninspected(part_id=part_id(index), seq=index, reason="before")
+                )
+            wait_distinct(before, topic, 5, timeout_s=10)
+            before.close()  # this subscriber is slower to come back than the station
+            broker.kill()
+            broker.restart()
+            assert wait_until(lambda: station.connects >= 2, 15), station.last_error
+            for index in range(5, 10):
+                station.publish_verdict(
+                    VerdictPayload.uninspected(part_id=part_id(index), seq=index, reason="unheard")
+                )
+            assert station.wait_drained(10)  # the broker took them, with no subscriber to give them to
+            after = Subscriber(broker.host, broker.port, [topic])
+            after.wait_subscribed()
+            if window_s == 0:
+                time.sleep(6.0)  # longer than the re-send delay: nothing is coming
+                assert distinct(after, topic) == 0
+            else:
+                wait_distinct(after, topic, 10, timeout_s=15)
+                assert sorted({m.json()["part_id"] for m in after.on(topic)}) == [
+                    part_id(i) for i in range(10)
+                ]
+        finally:
+            station.stop(flush_timeout_s=2)
+            if after is not None:
+                after.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def start_publisher(port: int, tmp_path: Path, log: Path, interval_s: float) -> subprocess.Popen[bytes]:

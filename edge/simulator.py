@@ -11,8 +11,11 @@ It goes the way a line engineer sets up a new product at a station:
 4. prints every verdict as received back from the broker, and a summary at the end (``--duration`` or
    Ctrl-C).
 
-The simulator shows one good product throughout (the square moves, nothing else changes), so every verdict
-should be OK: an NG here is a false alarm, and the summary counts it as one.
+What the verdicts mean: the simulator's part is a white field with a square that keeps moving. The golden
+frames show the square along the stretch of its path it covered during enrollment; while it stays there the
+parts are OK, and once it moves where no golden frame had it (it bounces off an edge and comes back on
+another line) the station flags the part NG with a box on the square, as it would a component that sits
+where no good part has it. Enroll again (delete the golden folder) and the first stretch is another one.
 
 This lives above the station's layer (``edge.runtime`` never builds encoders): :mod:`edge.demo` hands
 :func:`run_simulator` to ``edge run``'s parser.
@@ -23,15 +26,24 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from edge.synthetic.console import LEGEND, ConsoleView
 from edge.synthetic.simulator import (
     ENROLL_FRAMES,
     ENROLL_INTERVAL_S,
+    ENROLL_WARMUP_S,
     SIMULATOR_WORKDIR,
     SKU,
     SimulatorWorkspace,
     prepare_simulator,
+)
+
+#: Printed before the verdicts: what a newcomer should expect to see.
+MEANING = (
+    "the golden frames show the square along the stretch of its path seen while enrolling: parts are OK "
+    "while it stays there,\nand NG (a box on the square) once it moves where no golden frame had it, as a "
+    "misplaced component would be"
 )
 
 
@@ -45,7 +57,7 @@ def run_simulator(args: argparse.Namespace) -> int:
     from edge.runtime.options import RunOptions
     from export.ensure import ensure_artifacts
 
-    workdir = SIMULATOR_WORKDIR
+    workdir: Path = getattr(args, "simulator_dir", None) or SIMULATOR_WORKDIR
     try:
         cti = simulated_cti()
     except (FileNotFoundError, ImportError) as exc:
@@ -70,10 +82,7 @@ def run_simulator(args: argparse.Namespace) -> int:
         elif not _enroll(workspace):
             return 1
         ensure_artifacts(workspace.model_spec(), workspace.artifact_dir)
-        # The simulator shows one good product: every part is known to be good.
-        view = ConsoleView(
-            broker.host, broker.port, workspace.topic_root, truth=lambda _seq: ("simulator", "good")
-        )
+        view = ConsoleView(broker.host, broker.port, workspace.topic_root)
         app = StationApp(
             RunOptions(
                 config=workspace.config,
@@ -92,6 +101,7 @@ def run_simulator(args: argparse.Namespace) -> int:
             f"station starting {until} (the first run builds the golden bank); "
             f"verdicts on {workspace.topic_root}/verdict:"
         )
+        print(MEANING)
         print(LEGEND)
         code = app.run()
         time.sleep(0.5)  # the last QoS-1 deliveries after the outbox flush
@@ -122,7 +132,7 @@ def _enroll(workspace: SimulatorWorkspace) -> bool:
             roots=default_allowed_roots(workspace.config),
             check_golden=False,
         )
-        frames = capture_from_camera(resolved, ENROLL_FRAMES, ENROLL_INTERVAL_S)
+        frames = capture_from_camera(resolved, ENROLL_FRAMES, ENROLL_INTERVAL_S, ENROLL_WARMUP_S)
         checks = check_frames(frames)
         kept = [(c, image) for c, (_, image) in zip(checks, frames, strict=True) if c.kept]
         written = write_golden(workspace.golden_dir, SKU, kept)

@@ -200,8 +200,52 @@ def _set_trigger(node_map: Any, settings: GenICamSettings) -> tuple[bool, list[s
     ]
 
 
+def _set_features(node_map: Any, features: tuple[tuple[str, bool | int | float | str], ...]) -> None:
+    """Write the further features in order (``camera.features``), each value checked against its node."""
+    for name, value in features:
+        where = f"features.{name}"
+        if not node_map.has_node(name):
+            raise CaptureConfigError(f"camera: {where}: the device has no feature {name}")
+        node = getattr(node_map, name)
+        if not genapi.is_available(node) or not genapi.is_writable(node):
+            raise CaptureConfigError(f"camera: {where}: the device does not let {name} be written now")
+        _write_typed(node, where, value)
+
+
+def _write_typed(node: Any, where: str, value: bool | int | float | str) -> None:
+    def wrong(expected: str) -> CaptureConfigError:
+        return CaptureConfigError(f"camera: {where}={value!r}: expected {expected}")
+
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(node, genapi.IBoolean):
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        _write(node, where, value)
+    elif isinstance(node, genapi.IInteger):
+        if not number or not isinstance(value, int):
+            raise wrong("an integer")
+        _write_int(node, where, value)
+    elif isinstance(node, genapi.IFloat):
+        if not number:
+            raise wrong("a number")
+        low, high = float(node.min), float(node.max)
+        if not low <= float(value) <= high:
+            raise CaptureConfigError(f"camera: {where}={value} outside the device range [{low:g}, {high:g}]")
+        _write(node, where, float(value))
+    elif isinstance(node, genapi.IEnumeration):
+        if not isinstance(value, str):
+            raise wrong(f"one of {tuple(str(s) for s in node.symbolics)}")
+        _write_enum(node, where, value)
+    elif isinstance(node, genapi.IString):
+        if not isinstance(value, str):
+            raise wrong("a string")
+        _write(node, where, value)
+    else:
+        raise CaptureConfigError(f"camera: {where}: not a value feature (a command or a category)")
+
+
 def configure_device(node_map: Any, settings: GenICamSettings) -> DeviceSetup:
-    """Write pixel format, ROI, frame rate, exposure and trigger features (before acquisition starts).
+    """Write pixel format, ROI, frame rate, exposure, trigger and further features (before acquisition).
 
     Args:
         node_map: The remote device's node map (``ImageAcquirer.remote_device.node_map``).
@@ -227,6 +271,7 @@ def configure_device(node_map: Any, settings: GenICamSettings) -> DeviceSetup:
     notes += _set_exposure(node_map, settings.exposure_us)
     emulated, trigger_notes = _set_trigger(node_map, settings)
     notes += trigger_notes
+    _set_features(node_map, settings.features)
     native_trigger = settings.trigger is not TriggerMode.FREE_RUN and not trigger_notes
     return DeviceSetup(
         software_crop=crop,

@@ -101,6 +101,7 @@ class GenICamSettings:
             reconnected (some producers report a pulled cable only as silence); ``None`` disables.
         max_frame_pixels: A buffer announcing more pixels (width x height) is refused before conversion
             (:class:`~edge.capture.errors.OversizedFrameError`); ``None``: no limit.
+        features: Further GenICam features, ``(name, value)`` written in this order after the others.
 
     """
 
@@ -121,6 +122,7 @@ class GenICamSettings:
     reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
     stall_timeout_s: float | None = 10.0
     max_frame_pixels: int | None = DEFAULT_MAX_FRAME_PIXELS
+    features: tuple[tuple[str, bool | int | float | str], ...] = ()
 
     def __post_init__(self) -> None:
         # Accept plain strings from a config loader; store the typed values.

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import (
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from edge.config.base import ConfigPath, Section
 
@@ -15,6 +23,45 @@ DEFAULT_MAX_FRAME_PIXELS = 1 << 26
 """67,108,864 pixels (64 Mi): room for the 65 MP sensors (9344 x 7000), the largest area-scan industrial
 sensors in common use; such a frame is 192 MiB as RGB. Equal to ``edge.capture.DEFAULT_MAX_FRAME_PIXELS``
 (tested; the two packages do not import each other)."""
+
+#: A GenICam feature name (GenApi node names are C identifiers).
+FEATURE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _feature_value(value: object) -> bool | int | float | str:
+    """One scalar, as the node takes it: no coercion, no NaN or infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    if not isinstance(value, bool | int | float | str):
+        raise ValueError("expected one value: true/false, a number or a name (an enumeration entry)")
+    return value
+
+
+#: A value of ``camera.features``: a boolean, integer, float or string (an enumeration entry's name), as the
+#: node takes it; checked against the node's type when the camera opens.
+FeatureValue = Annotated[
+    bool | int | float | str,
+    PlainValidator(_feature_value),
+    WithJsonSchema({"type": ["boolean", "integer", "number", "string"]}),
+]
+#: Features that fields of this section set; ``camera.features`` must not set them a second time.
+MANAGED_FEATURES = {
+    "PixelFormat": "pixel_format",
+    "Width": "roi",
+    "Height": "roi",
+    "OffsetX": "roi",
+    "OffsetY": "roi",
+    "AcquisitionFrameRate": "frame_rate",
+    "AcquisitionFrameRateAbs": "frame_rate",
+    "AcquisitionFrameRateEnable": "frame_rate",
+    "ExposureTime": "exposure_us",
+    "ExposureTimeAbs": "exposure_us",
+    "AcquisitionMode": "trigger",
+    "TriggerMode": "trigger",
+    "TriggerSelector": "trigger",
+    "TriggerSource": "trigger.line",
+    "TriggerActivation": "trigger.activation",
+}
 
 MAX_FRAME_PIXELS_LIMIT = 1 << 30
 """Highest ``max_frame_pixels`` accepted: OpenCV's decoders refuse larger images anyway
@@ -111,6 +158,13 @@ class CameraSection(Section):
     fetch_timeout_s: float = Field(
         default=2.0, gt=0, le=60, description="Longest wait for a frame before the part is NOT_INSPECTED."
     )
+    features: dict[Annotated[str, StringConstraints(pattern=FEATURE_NAME)], FeatureValue] = Field(
+        default_factory=dict,
+        description="Further GenICam features of the device, written in the order given after the ones "
+        "above, before acquisition starts: a vendor's features or SFNC ones this section has no field "
+        "for, e.g. {GainAuto: Continuous, BlackLevel: 8, ReverseX: true}. A feature the device lacks, "
+        "cannot write now, or refuses the value of stops the camera from opening, with the feature named.",
+    )
     max_frame_pixels: int = Field(
         default=DEFAULT_MAX_FRAME_PIXELS,
         ge=32 * 32,
@@ -119,6 +173,14 @@ class CameraSection(Section):
         "65 MP sensors). A replay image whose header announces more, or a camera buffer that is larger, is "
         "refused before it is decoded or converted and the part gets an ERROR verdict with the reason.",
     )
+
+    @field_validator("features")
+    @classmethod
+    def _not_managed(cls, value: dict[str, FeatureValue]) -> dict[str, FeatureValue]:
+        for name in value:
+            if name in MANAGED_FEATURES:
+                raise ValueError(f"{name} is set by camera.{MANAGED_FEATURES[name]}, not in camera.features")
+        return value
 
     @model_validator(mode="after")
     def _source_has_its_settings(self) -> CameraSection:

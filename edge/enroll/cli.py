@@ -44,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=1.0,
         help="seconds between captured frames (time to change the part)",
     )
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="seconds of frames discarded after the camera starts (exposure and white balance settle)",
+    )
     p.add_argument("--from-folder", type=Path, default=None, help="take these images instead of the camera")
     p.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
     p.set_defaults(func=run)
@@ -90,7 +96,7 @@ def _collect(args: argparse.Namespace) -> tuple[Path, list[tuple[str, npt.NDArra
         )
     except ConfigError as exc:
         raise EnrollError(str(exc)) from None
-    return golden_dir, capture_from_camera(resolved, args.frames, args.interval)
+    return golden_dir, capture_from_camera(resolved, args.frames, args.interval, args.warmup)
 
 
 def _from_folder(folder: Path) -> list[tuple[str, npt.NDArray[np.uint8]]]:

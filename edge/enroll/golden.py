@@ -26,13 +26,16 @@ class EnrollError(RuntimeError):
 Frames = list[tuple[str, npt.NDArray[np.uint8]]]
 
 
-def capture_from_camera(resolved: Any, count: int, interval_s: float) -> Frames:
+def capture_from_camera(resolved: Any, count: int, interval_s: float, warmup_s: float = 0.0) -> Frames:
     """Capture ``count`` frames from the config's camera, ``interval_s`` apart (time to change the part).
 
     Args:
         resolved: The resolved station config (:class:`edge.config.resolve.ResolvedConfig`).
         count: Frames to capture.
         interval_s: Seconds between frames.
+        warmup_s: Frames of the first seconds after acquisition starts are read and discarded: a camera's
+            automatic exposure, gain and white balance settle meanwhile (a triggered camera that sends
+            nothing untriggered just waits that long).
 
     Returns:
         ``(name, RGB image)`` per frame, ``frame000`` first.
@@ -48,6 +51,7 @@ def capture_from_camera(resolved: Any, count: int, interval_s: float) -> Frames:
     frames = []
     try:
         with open_source(camera_settings(resolved)) as source:
+            _discard_until(source, time.monotonic() + warmup_s)
             for i in range(count):
                 if i:
                     print(f"  next part in {interval_s:g} s ...", file=sys.stderr, flush=True)
@@ -60,6 +64,16 @@ def capture_from_camera(resolved: Any, count: int, interval_s: float) -> Frames:
     except (CaptureError, OSError, ValueError) as exc:
         raise EnrollError(f"camera: {exc}") from None
     return frames
+
+
+def _discard_until(source: Any, deadline: float) -> None:
+    from edge.capture.errors import CaptureTimeout
+
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            source.read(timeout_s=left)
+        except CaptureTimeout:
+            return
 
 
 def write_golden(

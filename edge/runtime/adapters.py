@@ -83,6 +83,7 @@ def camera_settings(resolved: ResolvedConfig, *, simulated: bool = False) -> Cam
         trigger_line=cam.trigger.line or "Line0",
         trigger_activation=cam.trigger.activation,
         max_frame_pixels=cam.max_frame_pixels,
+        features=tuple(cam.features.items()),
     )
 
 

@@ -32,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "station on it (station_configs/simulator-data: golden frames enrolled from the simulator, a "
         "local broker) and print its verdicts",
     )
+    p.add_argument(
+        "--simulator-dir",
+        type=Path,
+        default=None,
+        help="with --simulated-camera and no config: where the simulator station lives "
+        "(default station_configs/simulator-data)",
+    )
     p.add_argument("--metrics-port", type=int, default=9400, help="Prometheus port (0: any free port)")
     p.add_argument("--no-metrics", action="store_true", help="no Prometheus endpoint")
     p.add_argument("--metrics-bind", default="127.0.0.1", help="address of the Prometheus endpoint")

@@ -1,7 +1,7 @@
 """The simulator station's workspace: a station config for the GenICam simulator and its SKU's golden folder.
 
 The simulated camera (``viky.cti``, shipped in the ``genicam`` wheel) shows one product: a white field with a
-small square that moves across it. ``edge run --simulated-camera`` (without a config) stands a station up on
+square that moves across it. ``edge run --simulated-camera`` (without a config) stands a station up on
 it the way a line engineer stands one up on a new product: this module writes the config (camera: that
 producer, free-running at :data:`FRAME_RATE_HZ`; one SKU, :data:`SKU`, whose golden folder starts empty),
 then the caller enrolls golden frames from the camera (:mod:`edge.enroll.golden`), builds the encoders and
@@ -24,13 +24,17 @@ from edge.synthetic.workspace import TEMPLATE, fresh_artifacts
 #: Where ``edge run --simulated-camera`` keeps its station (next to the demo's, git-ignored).
 SIMULATOR_WORKDIR = TEMPLATE.parent / "simulator-data"
 SKU = "viky-square"
-#: The simulator streams 20 frames/s; the station inspects fewer on 2 CPU cores (``make bench``), and a part
-#: it cannot take in time gets NOT_INSPECTED. 5 parts/s is a line the CPU station keeps up with.
+#: The simulator moves its square (20 px) one pixel per frame on each axis, slower in its first seconds,
+#: and bounces it off the frame's edges. A 200x200 frame (the ROI below) keeps the square a feature of the
+#: part, not a speck; at 5 frames/s (a rate the CPU station keeps up with: a part it cannot take in time
+#: would get NOT_INSPECTED) it moves 5 px/s.
+FIELD_PX = 200
 FRAME_RATE_HZ = 5.0
-#: Golden frames enrolled from the simulator, and the seconds between them (the square moves meanwhile:
-#: each frame shows the part in another pose, as different good parts would).
-ENROLL_FRAMES = 12
-ENROLL_INTERVAL_S = 0.7
+#: Golden frames enrolled from the simulator, the seconds between them (the square moves meanwhile: each
+#: frame shows the part in another pose, as different good parts would), and the start-up discarded first.
+ENROLL_FRAMES = 16
+ENROLL_INTERVAL_S = 1.0
+ENROLL_WARMUP_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ def _config(cti: Path, broker: tuple[str, int]) -> dict[str, Any]:
             "cti": str(cti),
             "device": {"index": 0},
             "pixel_format": "Mono8",
+            "roi": {"width": FIELD_PX, "height": FIELD_PX},
             "frame_rate": FRAME_RATE_HZ,
             "trigger": {"mode": "free_run"},
         },

@@ -287,3 +287,33 @@ def test_interface_lifecycle_and_sigint_untouched(camera_settings: CameraFactory
     source.close()  # idempotent
     with pytest.raises(CaptureError, match="closed source"):
         source.read(0.1)
+
+
+def _square_side(image: np.ndarray) -> int:
+    """Side of viky's square: the rows where the frame is not white."""
+    rows = np.nonzero((image[:, :, 0] < 128).any(axis=1))[0]
+    return int(rows.max() - rows.min() + 1) if len(rows) else 0
+
+
+def test_further_features_are_written_to_the_device(source_of: SourceFactory, viky_only: None) -> None:
+    # viky's own feature: the side of the square it draws (20 px by default).
+    frame = source_of(pixel_format="Mono8", features=(("BouncingBallSize", 34),)).read(READ_S)
+    assert _square_side(frame.image) == 34
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        ((("NoSuchFeature", 1),), r"features.NoSuchFeature: the device has no feature NoSuchFeature"),
+        ((("BouncingBallSize", 41),), r"features.BouncingBallSize=41 outside the device range \[1, 40\]"),
+        ((("BouncingBallSize", "big"),), r"features.BouncingBallSize='big': expected an integer"),
+        ((("BouncingBallSize", True),), r"features.BouncingBallSize=True: expected an integer"),
+        ((("ChunkEnable", 1),), r"features.ChunkEnable=1: expected true or false"),
+        ((("ChunkSelector", "Nope"),), r"features.ChunkSelector='Nope' not offered by the device"),
+    ],
+)
+def test_a_further_feature_the_device_refuses_names_feature_and_value(
+    camera_settings: CameraFactory, viky_only: None, features: tuple[tuple[str, object], ...], message: str
+) -> None:
+    with pytest.raises(CaptureConfigError, match=message):
+        GenICamSource(camera_settings(features=features)).open()

@@ -147,6 +147,23 @@ def test_duplicate_sku_ids_point_at_the_duplicate(minimal: dict[str, Any]) -> No
         ({"camera": replay(fps=float("nan"))}, "camera.replay.fps", "finite"),
         ({"camera": replay(fps=float("inf"))}, "camera.replay.fps", "finite"),
         ({"model": {"input_size": [320, True]}}, "model.input_size[1]", "valid integer"),
+        ({"mqtt": {"resend_window": -1}}, "mqtt.resend_window", "greater than or equal to 0"),
+        ({"mqtt": {"resend_delay": float("nan")}}, "mqtt.resend_delay", "finite"),
+        (
+            {"camera": {"source": "genicam", "cti": "/opt/p.cti", "features": {"PixelFormat": "Mono8"}}},
+            "camera.features",
+            "PixelFormat is set by camera.pixel_format, not in camera.features",
+        ),
+        (
+            {"camera": {"source": "genicam", "cti": "/opt/p.cti", "features": {"Gain Auto": "Off"}}},
+            "camera.features.Gain Auto.[key]",
+            "pattern",
+        ),
+        (
+            {"camera": {"source": "genicam", "cti": "/opt/p.cti", "features": {"Gain": [1, 2]}}},
+            "camera.features.Gain",
+            "valid",
+        ),
     ],
 )
 def test_named_checks(minimal: dict[str, Any], patch: dict[str, Any], path: str, words: str) -> None:
@@ -155,6 +172,12 @@ def test_named_checks(minimal: dict[str, Any], patch: dict[str, Any], path: str,
     err = error_of(minimal)
     assert path in [i.path for i in err.issues], str(err)
     assert words in str(err)
+
+
+def test_camera_features_keep_their_order_and_types(minimal: dict[str, Any]) -> None:
+    features = {"GainAuto": "Off", "Gain": 6.5, "BlackLevel": 8, "ReverseX": True}
+    minimal["camera"] = {"source": "genicam", "cti": "/opt/p.cti", "features": features}
+    assert list(parse(minimal).camera.features.items()) == list(features.items())
 
 
 def test_literal_secret_is_rejected_without_echoing_it(minimal: dict[str, Any]) -> None:

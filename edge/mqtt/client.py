@@ -3,7 +3,10 @@
 :class:`StationMqtt` wraps one paho-mqtt 2.x client (callback API version 2):
 
 * connects with optional TLS (CA, client certificate) and username/password, and reconnects on its own with
-  exponential backoff (paho's loop thread, ``reconnect_min_s`` .. ``reconnect_max_s``);
+  exponential backoff (paho's loop thread, ``reconnect_min_s`` .. ``reconnect_max_s``); a connection the
+  broker closes soon after accepting it (an ACL that denies a topic: Mosquitto drops the client after a
+  denied publish) counts as a failed attempt too, so such a loop backs off instead of reconnecting every
+  second;
 * registers a retained last will ``{"status": "offline"}`` on ``state``, and re-publishes the current
   ``state`` and ``ready`` on every connect (so the will never outlives a reconnect);
 * sends verdicts and results through the on-disk :class:`~edge.mqtt.outbox.Outbox` (see
@@ -50,6 +53,9 @@ from edge.mqtt.topics import Topics
 from edge.mqtt.validate import validate
 
 log = logging.getLogger(__name__)
+
+#: A connection that lasted at least this long was a working one: the reconnect backoff starts over.
+STABLE_CONNECTION_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,8 @@ class StationMqtt:
         self.last_error: str | None = None
         self._refused = False  # the last CONNACK refused us (its reason beats the disconnect that follows)
         self.connects = 0
+        self._connected_at = 0.0  # monotonic time of the last CONNACK that accepted us
+        self._short_lived = 0  # connections in a row that the broker closed within STABLE_CONNECTION_S
         self._state = state or StatePayload(status="online", since=time.time())
         self._ready: ReadyPayload | None = None
         self._connected = threading.Event()
@@ -324,6 +332,7 @@ class StationMqtt:
                 log.error("%s", self.last_error)
                 return
             self._refused = False
+            self._connected_at = time.monotonic()
             self.connects += 1
             self.last_error = None
             log.info("connected to %s:%d", self.settings.host, self.settings.port)
@@ -356,18 +365,37 @@ class StationMqtt:
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        plan = "reconnecting"
         if was_connected:
             self._pump.connection_lost()
+            plan = self._back_off(time.monotonic() - self._connected_at)
         # After a refused CONNECT paho reports a disconnect too; keep the refusal, it says more.
         if reason.is_failure and was_connected:
             self.last_error = f"disconnected from broker: {reason}"
-            log.warning("%s (reconnecting)", self.last_error)
+            log.warning("%s (%s)", self.last_error, plan)
         elif reason.is_failure and not self._refused:
             s = self.settings
             error = explain_early_close(reason, s.host, s.port, s.tls is not None)
             if error != self.last_error:
                 log.warning("%s (retrying)", error)
             self.last_error = error
+
+    def _back_off(self, lived_s: float) -> str:
+        """Grow the reconnect delay while connections die young; returns what to add to the log line.
+
+        paho starts its backoff over at ``reconnect_min_s`` after every accepted CONNECT, so a broker that
+        accepts the station and then drops it would see it back every ``reconnect_min_s`` seconds.
+        """
+        s = self.settings
+        self._short_lived = self._short_lived + 1 if lived_s < STABLE_CONNECTION_S else 0
+        delay = min(s.reconnect_min_s * 2**self._short_lived, s.reconnect_max_s)
+        self._client.reconnect_delay_set(delay, s.reconnect_max_s)
+        if not self._short_lived:
+            return "reconnecting"
+        return (
+            f"reconnecting in {delay} s: the broker closed {self._short_lived} connection(s) in a row within "
+            f"{STABLE_CONNECTION_S:g} s of accepting them"
+        )
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Properties

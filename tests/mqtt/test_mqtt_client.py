@@ -326,3 +326,27 @@ def test_a_verdict_the_broker_refuses_is_kept_and_delivered_once_allowed(
         finally:
             client.stop(flush_timeout_s=2)
             plc.close()
+
+
+def test_a_broker_that_keeps_dropping_the_station_is_not_stormed(
+    mosquitto_factory: BrokerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Mosquitto closes the connection after every denied publish; the refused verdict is retried every
+    # 0.5 s here, so without a backoff the station would reconnect about every second (reconnect_min_s).
+    broker = mosquitto_factory(acl=f"topic readwrite #\ntopic deny {ROOT}/verdict\n")
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        client = StationMqtt(
+            settings(broker, retry_refused_s=0.5, reconnect_min_s=1, reconnect_max_s=30), outbox
+        )
+        client.start()
+        try:
+            assert client.wait_connected(10), client.last_error
+            with caplog.at_level("WARNING", logger="edge.mqtt.client"):
+                client.publish_verdict(VerdictPayload.uninspected(part_id="P1", seq=1, reason="test"))
+                time.sleep(10.0)
+            # Delays 2, 4, 8 s after connections that die young: at most 4 connections in those 10 s.
+            assert 2 <= client.connects <= 4, client.connects
+            assert any("reconnecting in 4 s" in r.getMessage() for r in caplog.records), caplog.text
+            assert outbox.depth() == 1  # the refused verdict is kept throughout
+        finally:
+            client.stop(flush_timeout_s=1)

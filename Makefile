@@ -17,7 +17,8 @@ install: $(STAMP)
 
 # The Makefile is a prerequisite too: it holds install steps that pyproject.toml cannot express (below).
 $(STAMP): pyproject.toml Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# On a Jetson, TensorRT comes with JetPack as Debian packages for the system Python: the venv must see them.
+	test -x $(PY) || $(PYTHON) -m venv $$(test -f /etc/nv_tegra_release && echo --system-site-packages) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch lies on disk (find-links); any other version downloads GBs.
 	$(PY) -m pip install --quiet torch==2.13.0

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from packaging.version import Version
 
-#: The station code needs Python 3.11 (pyproject ``requires-python``); JetPack 6 ships 3.10.
-MIN_PYTHON = (3, 11)
+#: The oldest Python the station code runs on (pyproject ``requires-python``): JetPack 6's system 3.10.
+MIN_PYTHON = (3, 10)
 CUDA_HOME = "/usr/local/cuda"
 PYCUDA = "pycuda>=2024.1"
 
@@ -78,7 +78,7 @@ def install_plan(
     if python < MIN_PYTHON:
         raise UnsupportedMachineError(
             f"Python {python[0]}.{python[1]}: the station needs {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ "
-            "(JetPack 6 ships 3.10: use JetPack 7 / Ubuntu 24.04, see docs/export.md)"
+            "(JetPack 6 ships 3.10, JetPack 7 3.12: see docs/export.md)"
         )
     env = {"CUDA_INC_DIR": f"{cuda_home}/include", "PATH_PREFIX": f"{cuda_home}/bin"}
     if jetson:

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
@@ -131,7 +131,7 @@ def package_versions() -> dict[str, str | None]:
 
 def now_iso() -> str:
     """UTC timestamp for the manifest."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Path:

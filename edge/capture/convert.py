@@ -72,7 +72,8 @@ def _mono_high(pixel_format: str) -> Callable[[RawBuffer, int, int], RgbImage]:
 
 
 def _rgb8(data: RawBuffer, width: int, height: int) -> RgbImage:
-    return _plane(data, width, height, 3, "RGB8").copy()
+    image: RgbImage = _plane(data, width, height, 3, "RGB8").copy()
+    return image
 
 
 def _bgr8(data: RawBuffer, width: int, height: int) -> RgbImage:

@@ -6,7 +6,9 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+from typing_extensions import Self  # typing.Self is Python 3.11+
 
 from edge.capture.frame import Frame
 

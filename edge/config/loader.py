@@ -235,8 +235,9 @@ def _index(root: yaml.Node) -> tuple[LineMap, list[Issue]]:
                     )
                     continue
                 seen[key] = key_line
-                lines.lines[(*loc, key)] = key_line
-                stack.append((value_node, (*loc, key), inner))
+                key_loc = (*loc, key)  # not in the subscript: that syntax is Python 3.11+
+                lines.lines[key_loc] = key_line
+                stack.append((value_node, key_loc, inner))
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((item, (*loc, i), inner) for i, item in enumerate(node.value))
     return lines, issues

@@ -28,7 +28,7 @@ def draw_boxes(
     image: np.ndarray, pred: Sequence[tuple[int, int, int, int]], gt: Sequence[tuple[float, ...]]
 ) -> np.ndarray:
     """Ground truth in green, predictions in red."""
-    out = image.copy()
+    out: np.ndarray = image.copy()
     thick = max(1, image.shape[0] // 256)
     for x1, y1, x2, y2 in gt:
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), (0, 200, 0), thick)

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum
 
 import numpy as np
 import numpy.typing as npt
 
 
-class Verdict(StrEnum):
-    """Per-part verdict; the integer code is what a PLC reads on the ``result`` topic."""
+class Verdict(str, Enum):
+    """Per-part verdict; the integer code is what a PLC reads on the ``result`` topic.
+
+    A ``str`` enum that formats as its value (``f"{Verdict.OK}"`` is ``OK``), as ``enum.StrEnum`` does;
+    spelled out because StrEnum is Python 3.11+ and JetPack 6 stations run 3.10.
+    """
 
     OK = "OK"
     NG = "NG"
     NOT_INSPECTED = "NOT_INSPECTED"
     ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
 
     @property
     def code(self) -> int:

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
 from edge.inspection.types import Box, InspectionResult, Verdict
@@ -27,7 +27,7 @@ JsonDict = dict[str, Any]
 
 def iso_utc(epoch_s: float | None = None) -> str:
     """``epoch_s`` (default: now) as ISO 8601 UTC with millisecond precision and a ``Z`` suffix."""
-    moment = datetime.fromtimestamp(time.time() if epoch_s is None else epoch_s, tz=UTC)
+    moment = datetime.fromtimestamp(time.time() if epoch_s is None else epoch_s, tz=timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

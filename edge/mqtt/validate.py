@@ -39,7 +39,8 @@ def schema(name: str) -> dict[str, Any]:
     """Return the JSON Schema ``name`` (one of :data:`SCHEMA_NAMES`) as a dict."""
     if name not in SCHEMA_NAMES:
         raise KeyError(f"no MQTT schema named {name!r}; known: {', '.join(SCHEMA_NAMES)}")
-    text = resources.files("edge.mqtt").joinpath("schemas", f"{name}.json").read_text(encoding="utf-8")
+    schema = resources.files("edge.mqtt").joinpath("schemas").joinpath(f"{name}.json")
+    text = schema.read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 

@@ -30,7 +30,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from asyncua import ua
@@ -374,7 +374,7 @@ class VisionServer:
             fields[name] = await last.add_variable(
                 idx, name, ua.Variant(initial, vtype, is_array=name in _ARRAYS)
             )
-        result_time = await last.add_variable(idx, "Timestamp", datetime.fromtimestamp(0, UTC))
+        result_time = await last.add_variable(idx, "Timestamp", datetime.fromtimestamp(0, timezone.utc))
         counters_obj = await system.add_object(idx, "Counters")
         counters = {
             name: await counters_obj.add_variable(idx, name, ua.Variant(0, ua.VariantType.UInt64))
@@ -432,7 +432,7 @@ class VisionServer:
 
     async def _write_result(self, values: ResultValues) -> None:
         assert self._nodes is not None
-        when = datetime.fromtimestamp(values.timestamp, UTC)
+        when = datetime.fromtimestamp(values.timestamp, timezone.utc)
         for name, attr, vtype in _RESULT_FIELDS:
             value = getattr(values, attr)
             await self._nodes.result[name].write_value(ua.Variant(value, vtype, is_array=name in _ARRAYS))

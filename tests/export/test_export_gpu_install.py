@@ -22,8 +22,9 @@ def test_the_cuda_variant_follows_the_driver_not_the_newest_wheel() -> None:
         install_plan(None, False, (3, 11))
 
 
-def test_jetson_uses_the_system_tensorrt_and_python_310_is_refused_with_the_way_out() -> None:
-    jetson = install_plan(None, jetson=True, python=(3, 12))
-    assert jetson.system_site_packages and not any(r.startswith("tensorrt") for r in jetson.requirements)
-    with pytest.raises(UnsupportedMachineError, match=r"Python 3.10.*JetPack 6"):
-        install_plan(None, jetson=True, python=(3, 10))
+def test_jetson_uses_the_system_tensorrt_on_jetpack_6_and_7_and_older_pythons_are_refused() -> None:
+    for python in ((3, 12), (3, 10)):  # JetPack 7, JetPack 6
+        jetson = install_plan(None, jetson=True, python=python)
+        assert jetson.system_site_packages and not any(r.startswith("tensorrt") for r in jetson.requirements)
+    with pytest.raises(UnsupportedMachineError, match=r"Python 3.9: the station needs 3.10\+"):
+        install_plan(None, jetson=True, python=(3, 9))

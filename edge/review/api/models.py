@@ -6,7 +6,7 @@ field added to the index or the station does not reach clients before the API ve
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +21,7 @@ Role = Literal["operator", "engineer"]
 
 def utc(epoch: float | None) -> datetime | None:
     """Epoch seconds as an aware UTC datetime."""
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
 
 
 class Error(BaseModel):

@@ -84,7 +84,7 @@ def static_file(name: str) -> Response:
     """A file of the package's ``static`` folder, by name from a fixed list."""
     if name not in STATIC_FILES:
         raise HttpError(404, "not found")
-    data = resources.files("edge.review").joinpath("static", name).read_bytes()
+    data = resources.files("edge.review").joinpath("static").joinpath(name).read_bytes()
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype.endswith("javascript"):
         ctype += "; charset=utf-8"

@@ -55,7 +55,9 @@ class Calibration:
         part_scale: the same for the whole-part (Mahalanobis) score.
         maps: the maps that take part (``template``, ``memory``, ``pixel``), chosen by self-configuration.
         fusion: how the maps fuse (``max``, ``mean``, ``geo``), chosen by self-configuration.
-        aggregation: image score from the fused map: ``max`` or ``tail`` (mean of its top 1 %).
+        aggregation: image score from the fused map: ``max``, ``tail`` (mean of its top 1 %) or ``either``
+            (the larger of the two, each divided by its golden scale in ``aggregation_scales``).
+        aggregation_scales: golden scales of the map's maximum and tail mean (``either`` only).
         whole_part: how the whole-part score joins the map score: ``off``, ``max`` or ``sum``.
         map_threshold: level of the fused map a box must reach (the highest golden map maximum with the
             margin), independent of how the image score aggregates.
@@ -76,6 +78,7 @@ class Calibration:
     maps: list[str] = field(default_factory=lambda: ["template"])
     fusion: str = "max"
     aggregation: str = "max"
+    aggregation_scales: list[float] = field(default_factory=lambda: [1.0, 1.0])
     whole_part: str = "off"
     map_threshold: float = 0.0
     capability: dict[str, Any] = field(default_factory=dict)

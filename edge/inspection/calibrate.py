@@ -201,10 +201,12 @@ def calibrate(
         sku_cfg.threshold_margin,
         required=("pixel",) if sku_cfg.pixel_compare == "on" else (),
         fusions=choices,
+        scale_quantile=q,
     )
     choice = best.choice
     calib.maps = list(choice.maps)
     calib.aggregation = choice.aggregation
+    calib.aggregation_scales = list(choice.scales)
     calib.whole_part = choice.whole_part
     calib.fusion = choice.fusion
     calib.pixel_compare = "pixel" in choice.maps

@@ -273,7 +273,7 @@ class Inspector:
             inside[y1 : int(roi[3] * scale), x1 : int(roi[2] * scale)] = True
             valid = valid & inside
         values = fused_map[valid] if valid.any() else np.zeros(1, np.float32)
-        map_score = selfconfig.aggregate(values, calib.aggregation)
+        map_score = selfconfig.aggregate(values, calib.aggregation, calib.aggregation_scales)
         score = selfconfig.combine(map_score, part_score(raw, calib), calib.whole_part)
         threshold = calib.threshold
         ng = score > threshold

@@ -28,12 +28,12 @@ from edge.inspection.postprocess import fuse
 MAPS = ("template", "memory", "pixel")
 #: Fusions the self-configuration chooses from (``InspectorSettings.fusion`` can fix one).
 FUSIONS = ("max", "mean")
-#: Image-score aggregations, simplest first. ``either`` is the larger of the maximum and the tail mean, each in
-#: units of its golden scale: a small sharp defect raises the maximum, a large faint one (a burn, a deformed
-#: region) the tail, and neither has to be known in advance. The synthetic defects cannot tell which the
-#: product's real defects are (their sizes span a few per cent of the image), so ``either`` is kept unless
-#: they clearly favour another (:func:`choose`; measured on fryum's real defects: AUROC 0.941 -> 0.953, the
-#: synthetic objective equal).
+#: Image-score aggregations, simplest first. ``either`` is the larger of the maximum and the tail mean,
+#: each in units of its golden scale: a small sharp defect raises the maximum, a large faint one (a burn,
+#: a deformed region) the tail, and neither has to be known in advance. The synthetic defects cannot tell
+#: which the product's real defects are (their sizes span a few per cent of the image), so ``either`` is
+#: kept unless they clearly favour another (:func:`choose`; measured on fryum's real defects: AUROC
+#: 0.941 -> 0.953, the synthetic objective equal).
 AGGREGATIONS = ("max", "tail", "either")
 #: Aggregations each sample is scored with; ``either`` is made from them with the golden scales.
 SAMPLE_AGGREGATIONS = ("max", "tail")
@@ -273,7 +273,7 @@ def choose(
 
 
 def golden_scales(golden: Sequence[SampleScores], choice: Choice, quantile: float) -> tuple[float, float]:
-    """Scales of the maximum and the tail mean of ``choice``'s maps: their ``quantile`` over golden samples."""
+    """Golden scales of the maximum and the tail mean of ``choice``'s maps (their ``quantile``)."""
     key = (choice.maps, choice.fusion)
     if not golden:
         return (1.0, 1.0)

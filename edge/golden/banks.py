@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from edge.artifacts.names import onnx_file
 from edge.config.resolve import ResolvedConfig
 from edge.config.skus import SkuSection
 from edge.engines.encoders import Encoders, configured_encoders
+from edge.golden.progress import StepProgress
 from edge.inspection.inspector import Inspector
 from edge.inspection.settings import InspectionError, SkuSettings
 from edge.model.backbone_catalog import file_sha256
@@ -61,6 +63,8 @@ class SkuReport:
     #: the self-configuration's choice and what the station can see (detection per synthetic defect kind,
     #: golden false-NG rate): the flash prints it for the line engineer.
     capability: dict[str, Any] = field(default_factory=dict)
+    #: how long enrollment and self-configuration took (None: taken from the cache).
+    build_seconds: float | None = None
 
 
 @dataclass
@@ -153,11 +157,10 @@ def build_banks(
         sku_report = SkuReport(sku=sku.id, images=len(golden), cache_key=key)
         try:
             images = [(p.stem, _read(p)) for p in golden]
-            bank = inspector.enroll(
-                sku.id,
-                images,
-                sku_settings(sku),
-            )
+            started = time.perf_counter()
+            with StepProgress(sku.id) as progress:
+                bank = inspector.enroll(sku.id, images, sku_settings(sku), progress=progress)
+            sku_report.build_seconds = round(time.perf_counter() - started, 1)
             assert bank.calibration is not None
             sku_report.threshold = round(float(bank.calibration.threshold), 4)
             sku_report.golden_scores = list(bank.calibration.golden_scores)
@@ -286,10 +289,15 @@ def capability_lines(report: BankReport) -> list[str]:
         if not cap:
             continue
         seen = ", ".join(f"{kind} {rate:.0%}" for kind, rate in cap.get("detection", {}).items())
+        built = (
+            "bank from the cache"
+            if sku.cached or sku.build_seconds is None
+            else f"{sku.images} golden images enrolled and configured in {sku.build_seconds:.0f} s"
+        )
         lines.append(
             f"SKU {sku.sku}: chose {cap.get('choice')}; threshold {sku.threshold}; can see (synthetic "
             f"defects, {cap.get('synthetic_per_kind')} per kind): {seen}; golden false NG "
-            f"{cap.get('golden_false_ng', 0):.0%} of {cap.get('golden_samples')}"
+            f"{cap.get('golden_false_ng', 0):.0%} of {cap.get('golden_samples')}; {built}"
         )
     return lines
 

@@ -23,6 +23,7 @@ from edge.inspection.compare import RawMaps
 from edge.inspection.defects import defect_set
 from edge.inspection.scoring import fused, fusions, sample_scores
 from edge.inspection.settings import InspectionError, SkuSettings, line_nuisance
+from edge.inspection.types import Progress
 from edge.inspection.whole_part import MIN_PARTS, WholePartModel, leave_one_out, pooled
 from edge.model.preprocess import PreparedImage
 
@@ -33,7 +34,11 @@ FloatMap = npt.NDArray[np.float32]
 
 
 def calibrate(
-    inspector: Inspector, bank: SkuBank, images: Sequence[npt.NDArray[Any]], seed: int = 20261122
+    inspector: Inspector,
+    bank: SkuBank,
+    images: Sequence[npt.NDArray[Any]],
+    seed: int = 20261122,
+    progress: Progress | None = None,
 ) -> Calibration:
     """Learn the SKU's normalisation and threshold from its golden images only.
 
@@ -41,7 +46,11 @@ def calibrate(
     compared with the *other* golden parts (leave-one-out: real part-to-part variation). A golden part
     with no peer in the bank (each view unique, e.g. different crops of a board) is compared with its own
     template instead, which still measures the line's nuisance.
+
+    ``progress`` is told ``(step, done, total)`` for each of its steps: the golden parts compared with
+    their peers, the golden parts as the line shows them, the synthetic defects.
     """
+    tell = progress or (lambda step, done, total: None)
     cfg = inspector.settings
     sku_cfg = SkuSettings(**bank.settings) if bank.settings else SkuSettings()
     n = len(bank)
@@ -70,18 +79,27 @@ def calibrate(
     loo: list[RawMaps | None] = [None] * len(picks)
     peer = [False] * len(picks)
     if sku_cfg.bank_kind != "views" and n > 1:
+        step = "golden parts against their peers"
+        tell(step, 0, len(picks))
         for k, i in enumerate(picks):
             raw = inspector.analyze(*encoded(np.asarray(images[i])), bank, sku_cfg.top_k, frozenset({int(i)}))
             loo[k] = raw
             peer[k] = max(r.quality for r in raw.registrations) >= cfg.peer_min_quality
+            tell(step, k + 1, len(picks))
     instances = sku_cfg.bank_kind == "instances" or (
         sku_cfg.bank_kind == "auto" and sum(peer) >= 0.5 * len(peer)
     )
     raws: list[RawMaps] = []
     methods: list[str] = []
+    # Every pick is shown as the line shows it once: against itself (no usable peer) or, with a line
+    # nuisance, against its peers (below).
+    keeps_peer = [loo[k] is not None and (peer[k] or not instances) for k in range(len(picks))]
+    step, shown_done = "golden parts as the line shows them", 0
+    shown_total = sum(not p for p in keeps_peer) + (sum(keeps_peer) if nuisance is not None else 0)
+    tell(step, 0, shown_total)
     for k, i in enumerate(picks):
         loo_raw = loo[k]
-        if loo_raw is not None and (peer[k] or not instances):
+        if loo_raw is not None and keeps_peer[k]:
             # A registered peer calibrates both maps. Golden parts that do not register onto each other
             # (textures, free poses) still show the part-to-part variation of the position-free feature
             # comparison, which is all that decides for them (the pixel map is off, see below); a part
@@ -98,6 +116,8 @@ def calibrate(
         raw.valid &= _content_mask(image.shape[:2], matrix, prep.gray_fine.shape, cfg.border_px)
         raws.append(raw)
         methods.append("self")
+        shown_done += 1
+        tell(step, shown_done, shown_total)
     # The same golden parts as the line shows them (placement, lighting, noise, focus), compared with
     # their peers: the golden images were captured with care, the line's frames are not, and a threshold
     # or a comparison chosen on the clean images alone fails on a real line.
@@ -112,6 +132,8 @@ def calibrate(
             raw.valid &= _content_mask(image.shape[:2], matrix, prep.gray_fine.shape, cfg.border_px)
             raws.append(raw)
             shown_golden.append((k, feats))
+            shown_done += 1
+            tell(step, shown_done, shown_total)
     # Each comparison is scaled by how high it goes on golden parts (the calib_quantile of their
     # per-part maxima), so 1.0 means "as different as a good part gets" in every map and no map's
     # natural variation (e.g. pixel-level texture on a moulded part) masks another's evidence.
@@ -171,7 +193,9 @@ def calibrate(
     synth: list[selfconfig.SampleScores] = []
     synth_maps: list[tuple[RawMaps, npt.NDArray[np.bool_]]] = []  # with the defect mask as shown
     sources = [np.asarray(images[int(i)], np.uint8) for i in picks]
-    for n_defect, (j, defect) in enumerate(defect_set(sources, cfg.synthetic_per_kind, seed + 1)):
+    defects = defect_set(sources, cfg.synthetic_per_kind, seed + 1)
+    tell("synthetic defects", 0, len(defects))
+    for n_defect, (j, defect) in enumerate(defects):
         i = int(picks[j])
         own = methods[j] == "self"
         shown = defect.image
@@ -192,6 +216,7 @@ def calibrate(
         if not own and i in loo_models:
             raw.part = float(loo_models[i].distance(pooled(feats[None]))[0])
         synth.append(sample_scores(raw, calib, available, defect.kind, True, choices))
+        tell("synthetic defects", n_defect + 1, len(defects))
     samples = golden_samples + synth
     # pixel_compare: on is the engineer's word: only choices with the pixel map.
     best, ranked = selfconfig.choose(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -40,7 +40,7 @@ from edge.inspection.settings import (
     SkuSettings,
     line_nuisance,
 )
-from edge.inspection.types import InspectionResult, Verdict
+from edge.inspection.types import InspectionResult, Progress, Verdict
 from edge.inspection.whole_part import MIN_PARTS, WholePartModel, pooled
 from edge.model.limits import ENROLL_BATCH
 from edge.model.preprocess import ImageError, PreparedImage, as_rgb, prepare
@@ -76,15 +76,24 @@ class Inspector:
         return prepare(resize_to(rgb, bank.image_size), bank.input_size, self.settings.views, where)
 
     def encode(
-        self, prepared: Sequence[PreparedImage], batch: int = ENROLL_BATCH
+        self,
+        prepared: Sequence[PreparedImage],
+        batch: int = ENROLL_BATCH,
+        progress: Progress | None = None,
+        step: str = "encoding",
     ) -> tuple[FloatMap, FloatMap]:
-        """Encode prepared images -> (features ``[N, C, h, w]``, descriptors ``[N, D]``)."""
+        """Encode prepared images -> (features ``[N, C, h, w]``, descriptors ``[N, D]``).
+
+        ``progress`` is told ``(step, images encoded, images)`` after each batch.
+        """
         feats, descs = [], []
         for start in range(0, len(prepared), batch):
             chunk = np.stack([p.model_input for p in prepared[start : start + batch]])
             out = self.encoders.vision.infer({"image": chunk})
             feats.append(out["features"].astype(np.float32))
             descs.append(out["descriptor"].astype(np.float32))
+            if progress:
+                progress(step, min(start + batch, len(prepared)), len(prepared))
         return np.concatenate(feats), np.concatenate(descs)
 
     # --------------------------------------------------------------- enrollment
@@ -94,7 +103,7 @@ class Inspector:
         images: Sequence[tuple[str, npt.NDArray[Any]]],
         sku_settings: SkuSettings | None = None,
         calibrate: bool = True,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> SkuBank:
         """Build (and by default calibrate) the golden bank of ``sku`` and make it active.
 
@@ -103,7 +112,8 @@ class Inspector:
             images: (template id, image) pairs of defect-free parts; sizes may differ (``sizing``).
             sku_settings: per-SKU knobs stored with the bank.
             calibrate: learn normalisation and threshold from the golden images.
-            progress: called with (done, total) while encoding.
+            progress: told ``(step, done, total)`` as enrollment goes: the golden images encoded, their
+                line-shown copies, the patch memory, then the self-configuration's steps (``calibrate``).
 
         """
         if not images:
@@ -116,19 +126,18 @@ class Inspector:
             self.encoders.spec.input_size,
         )
         size = geometry.image_size
-        prepared = []
-        for i, ((tid, _), rgb) in enumerate(zip(images, rgbs, strict=True)):
-            prepared.append(
-                prepare(resize_to(rgb, size), geometry.input_size, self.settings.views, f"golden '{tid}'")
-            )
-            if progress:
-                progress(i + 1, len(images))
-        feats, descs = self.encode(prepared)
+        prepared = [
+            prepare(resize_to(rgb, size), geometry.input_size, self.settings.views, f"golden '{tid}'")
+            for (tid, _), rgb in zip(images, rgbs, strict=True)
+        ]
+        feats, descs = self.encode(prepared, progress=progress, step="encoding golden images")
         fh, fw = feats.shape[-2:]
-        memory = PatchMemory.build(
-            self._memory_candidates(sku, cfg, rgbs, size, geometry.input_size, feats),
-            self.settings.memory_chunks * fh * fw,
-        )
+        candidates = self._memory_candidates(sku, cfg, rgbs, size, geometry.input_size, feats, progress)
+        if progress:
+            progress("patch memory (coreset)", 0, 1)
+        memory = PatchMemory.build(candidates, self.settings.memory_chunks * fh * fw)
+        if progress:
+            progress("patch memory (coreset)", 1, 1)
         part_mean, part_precision = np.zeros(0), np.zeros((0, 0))
         if len(images) >= MIN_PARTS:
             model = WholePartModel.fit(pooled(feats))
@@ -154,7 +163,7 @@ class Inspector:
         )
         bank.squashed = list(geometry.squashed)
         if calibrate:
-            bank.calibration = calibrate_bank(self, bank, rgbs)
+            bank.calibration = calibrate_bank(self, bank, rgbs, progress=progress)
         self.banks[sku] = bank
         return bank
 
@@ -166,6 +175,7 @@ class Inspector:
         size: tuple[int, int],
         input_size: tuple[int, int],
         feats: FloatMap,
+        progress: Progress | None = None,
     ) -> tuple[FloatMap, npt.NDArray[np.int32]]:
         """Feature maps the patch memory selects from, and the golden image each came from.
 
@@ -183,7 +193,7 @@ class Inspector:
             prepare(resize_to(still.apply(rgb, rng)[0], size), input_size, self.settings.views, "golden")
             for rgb in rgbs
         ]
-        extra, _ = self.encode(shown)
+        extra, _ = self.encode(shown, progress=progress, step="encoding line-shown copies")
         return np.concatenate([feats, extra]), np.concatenate([source, [shown_label(int(i)) for i in source]])
 
     def add_bank(self, bank: SkuBank) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
 import numpy.typing as npt
+
+#: Reports the progress of a long step (enrollment, self-configuration): ``(step, done, total)``. Each step
+#: is reported from ``0`` to ``total``; steps follow one another.
+Progress = Callable[[str, int, int], None]
 
 
 class Verdict(str, Enum):

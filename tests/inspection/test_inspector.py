@@ -142,3 +142,30 @@ def test_line_nuisance_is_calibrated_for_and_can_be_switched_off(
     assert inspector.inspect(bad, "typical").verdict is Verdict.NG
     with pytest.raises(InspectionError, match="line_nuisance 'foggy'"):
         inspector.enroll("foggy", synthetic_golden, SkuSettings(line_nuisance="foggy"))
+
+
+def test_enrollment_reports_each_step_to_its_end(
+    onnx_encoders_session: Encoders, synthetic_golden: list[tuple[str, np.ndarray]]
+) -> None:
+    calls: list[tuple[str, int, int]] = []
+    Inspector(onnx_encoders_session).enroll(
+        "plate", synthetic_golden, progress=lambda step, done, total: calls.append((step, done, total))
+    )
+    steps = list(dict.fromkeys(step for step, _, _ in calls))
+    assert steps == [
+        "encoding golden images",
+        "encoding line-shown copies",
+        "patch memory (coreset)",
+        "golden parts against their peers",
+        "golden parts as the line shows them",
+        "synthetic defects",
+    ]
+    for step in steps:
+        seen = [(done, total) for s, done, total in calls if s == step]
+        assert len({total for _, total in seen}) == 1, f"{step}: the total changed"
+        dones = [done for done, _ in seen]
+        assert dones == sorted(dones) and dones[-1] == seen[0][1] > 0, f"{step}: {seen}"
+    assert dict((s, t) for s, _, t in calls)["encoding golden images"] == len(synthetic_golden)
+    assert (
+        dict((s, t) for s, _, t in calls)["synthetic defects"] == 5 * InspectorSettings().synthetic_per_kind
+    )

@@ -56,7 +56,8 @@ class StepProgress:
             return
         seconds = time.perf_counter() - self.started
         self.finished.append((self.step, self.total, seconds))
-        log.info("SKU %s: %s (%d) in %.1f s", self.sku, self.step, self.total, seconds)
+        size = f" ({self.total})" if self.total > 1 else ""
+        log.info("SKU %s: %s%s in %.1f s", self.sku, self.step, size, seconds)
         if self.bar is not None:
             self.bar.close()
         self.step, self.bar = None, None

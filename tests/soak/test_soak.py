@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from fixtures.mosquitto import mosquitto_binary
 
-from edge.soak.accounting import SCENARIO_NAMES, SHORT_SCENARIO_NAMES, Run, account, format_table
+from edge.config.mqtt import MqttSection
+from edge.soak.accounting import SCENARIO_NAMES, SHORT, SHORT_SCENARIO_NAMES, Run, account, format_table
 from edge.soak.cli import run_soak
 from edge.soak.harness import bomb_png
 
@@ -52,8 +53,29 @@ def test_short_soak_loses_nothing(tmp_path: Path) -> None:
         assert r.lost == 0 and r.no_verdict == 0 and r.kept == 0, table
         assert r.held, table
         assert r.received == r.produced > 0, table
-        # QoS 1 resends only what was in flight when a connection broke: a handful per kill at most.
-        assert r.duplicates <= 20, table
+        assert r.duplicates <= _duplicates_allowed(r.name, r.produced), table
+
+
+#: Seconds a broker kill keeps the station disconnected (1 s down, then the reconnect back-off).
+OUTAGE_S = 3.0
+
+
+def _duplicates_allowed(scenario: str, produced: int) -> float:
+    """Copies a scenario may deliver twice, by the station's documented re-send rule (docs/mqtt.md).
+
+    After a lost connection the station re-sends what the broker acknowledged from ``resend_window`` seconds
+    before the loss until ``resend_delay`` seconds after the reconnect: at most that many seconds of parts
+    per loss (two losses in ``broker-kill``). Under an ACL denial the broker closes the connection after
+    each denied publish; the re-send then covers everything since the first drop, each part once at most.
+    A scenario that breaks no connection delivers only QoS 1's in-flight copies: a handful.
+    """
+    mqtt = MqttSection()
+    per_loss = SHORT.fps * (mqtt.resend_window + mqtt.resend_delay + OUTAGE_S)
+    if scenario.startswith("broker-kill"):
+        return 2 * per_loss
+    if scenario == "acl-denial":
+        return produced
+    return 20
 
 
 def test_every_named_scenario_is_implemented_in_order() -> None:

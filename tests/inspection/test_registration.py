@@ -41,3 +41,22 @@ def test_scale_affine_roundtrip() -> None:
     m = np.array([[0.99, -0.02, 3.0], [0.02, 0.99, -1.5]])
     back = scale_affine(scale_affine(m, 0.5, 0.5), 2.0, 2.0)
     np.testing.assert_allclose(back, m, atol=1e-9)
+
+
+def test_side_by_side_registration_equals_one_by_one() -> None:
+    from edge.inspection.compare import register_all
+    from edge.inspection.settings import InspectorSettings
+
+    frame = _gray()
+    h, w = frame.shape
+    templates = [
+        warp_to_frame(frame, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
+        for angle in (-2.0, 0.0, 1.5, 3.0)
+    ]
+    cfg = InspectorSettings()
+    together = register_all(frame, templates, cfg)
+    alone = [register(frame, t, cfg.registration) for t in templates]
+    assert [r.method for r in together] == [r.method for r in alone]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(a.matrix, b.matrix)
+        assert a.quality == b.quality

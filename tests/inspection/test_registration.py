@@ -50,7 +50,9 @@ def test_side_by_side_registration_equals_one_by_one() -> None:
     frame = _gray()
     h, w = frame.shape
     templates = [
-        warp_to_frame(frame, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
+        warp_to_frame(
+            frame, np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), np.float64), (w, h)
+        )
         for angle in (-2.0, 0.0, 1.5, 3.0)
     ]
     cfg = InspectorSettings()

@@ -31,6 +31,8 @@ class CategoryOutcome:
     labels: list[bool] = field(default_factory=list)
     correct: list[bool] = field(default_factory=list)
     mask_ious: list[float] = field(default_factory=list)
+    pointing: list[bool] = field(default_factory=list)  # the map's maximum inside a ground-truth box
+    oracle_ious: list[float] = field(default_factory=list)  # best BBox-Mask IoU over seed levels
     retrieval_hits: list[bool] = field(default_factory=list)
     false_ng: list[bool] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.eval.datasets import Category, discover, iter_golden, read_image
+from edge.eval.localisation import oracle_box_iou, points_at_defect
 from edge.eval.metrics import auroc, percentiles
 from edge.eval.outcome import CategoryOutcome, Example
 from edge.eval.report import write_report
@@ -92,6 +93,8 @@ def evaluate_category(
         out.boxes.add(match_boxes(pred, gt))
         if sample.defective and gt:
             out.mask_ious.append(bbox_mask_iou([b for b, _ in pred], gt, size))
+            out.pointing.append(points_at_defect(result, gt, region))
+            out.oracle_ious.append(oracle_box_iou(result, gt, region, size))
         if not sample.defective:
             out.false_ng.append(ng)
         if sample.template_id is not None:
@@ -140,6 +143,9 @@ def summarize(out: CategoryOutcome, n_images: int) -> dict[str, Any]:
         "bbox_mask_acc": {
             t: (_r(float((ious >= float(t)).mean())) if ious.size else None) for t in ("0.1", "0.3", "0.5")
         },
+        # Diagnostics of the map itself (edge.eval.localisation): what limits the boxes.
+        "map_pointing": _r(float(np.mean(out.pointing))) if out.pointing else None,
+        "oracle_bbox_mask_miou": _r(float(np.mean(out.oracle_ious))) if out.oracle_ious else None,
         "retrieval_top1": _r(float(np.mean(out.retrieval_hits))) if out.retrieval_hits else None,
         "false_ng_rate": _r(float(np.mean(out.false_ng))) if out.false_ng else None,
         "latency_ms": percentiles(out.latencies),

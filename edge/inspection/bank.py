@@ -121,6 +121,11 @@ class SkuBank:
     _features32: OrderedDict[int, npt.NDArray[np.float32]] = field(
         default_factory=OrderedDict, repr=False, compare=False
     )
+    #: pooled descriptors the whole-part model was fitted on and the golden image (memory source label)
+    #: of each: the flash's leave-one-out needs them; not stored (a loaded bank is not re-calibrated).
+    part_pooled: tuple[npt.NDArray[np.float64], npt.NDArray[np.int32]] | None = field(
+        default=None, repr=False, compare=False
+    )
     _features32_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def template_features(self, indices: Sequence[int]) -> npt.NDArray[np.float32]:

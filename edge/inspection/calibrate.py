@@ -161,8 +161,9 @@ def calibrate(
     loo_models: dict[int, WholePartModel] = {}
     if bank.whole_part is not None:
         all_pooled = pooled(bank.features.astype(np.float32))
+        fitted = bank.part_pooled or (all_pooled, np.arange(n, dtype=np.int32))
         peers = [int(i) for k, i in enumerate(picks) if methods[k] != "self"]
-        loo_models = leave_one_out(all_pooled, peers)
+        loo_models = leave_one_out(*fitted, peers)
         for k, i in enumerate(picks):
             if int(i) in loo_models:
                 raws[k].part = float(loo_models[int(i)].distance(all_pooled[int(i)])[0])

@@ -139,8 +139,12 @@ class Inspector:
         if progress:
             progress("patch memory (coreset)", 1, 1)
         part_mean, part_precision = np.zeros(0), np.zeros((0, 0))
+        # The whole-part Gaussian is fitted on the golden parts as captured *and* as the line shows them
+        # (the memory's candidates): pooled features move under lighting, noise and focus, and a
+        # distribution of clean parts alone reads that as a whole-part change on every frame.
+        part_pooled = (pooled(candidates[0]), candidates[1])
         if len(images) >= MIN_PARTS:
-            model = WholePartModel.fit(pooled(feats))
+            model = WholePartModel.fit(part_pooled[0])
             part_mean, part_precision = model.mean, model.precision
         bank = SkuBank(
             sku=sku,
@@ -162,6 +166,7 @@ class Inspector:
             settings=asdict(cfg),
         )
         bank.squashed = list(geometry.squashed)
+        bank.part_pooled = part_pooled
         if calibrate:
             bank.calibration = calibrate_bank(self, bank, rgbs, progress=progress)
         self.banks[sku] = bank

@@ -69,6 +69,19 @@ class WholePartModel:
         return np.asarray(np.sqrt(np.maximum(squared, 0.0)), np.float64)
 
 
-def leave_one_out(descriptors: npt.NDArray[np.float64], picks: Sequence[int]) -> dict[int, WholePartModel]:
-    """For each picked golden part, the model fitted on all the *other* golden parts (its peers)."""
-    return {int(i): WholePartModel.fit(np.delete(descriptors, int(i), axis=0)) for i in picks}
+def leave_one_out(
+    descriptors: npt.NDArray[np.float64], sources: npt.NDArray[np.int32], picks: Sequence[int]
+) -> dict[int, WholePartModel]:
+    """For each picked golden part, the model fitted on all the *other* golden parts (its peers).
+
+    Args:
+        descriptors: ``[M, D]`` pooled descriptors the SKU's model is fitted on.
+        sources: ``[M]`` the golden image each row shows: ``i`` as captured, ``-(i + 1)`` as the line shows
+            it (:func:`edge.inspection.bank.shown_label`); both of a left-out part are left out.
+        picks: golden images to leave out, one model each.
+
+    """
+    return {
+        int(i): WholePartModel.fit(descriptors[(sources != int(i)) & (sources != -(int(i) + 1))])
+        for i in picks
+    }

@@ -17,8 +17,30 @@ def test_a_part_with_a_region_unlike_the_golden_parts_is_far_even_if_each_patch_
     swapped = good[:, ::-1].copy()  # the same patches, the layout mirrored: a misplaced component
     assert model.distance(pooled(swapped))[0] > 5 * model.distance(pooled(good))[0]
     descriptors = pooled(golden)
-    loo = [float(m.distance(descriptors[i])[0]) for i, m in leave_one_out(descriptors, [0, 1, 2]).items()]
-    assert all(v > 0 for v in loo)
+    sources = np.arange(len(descriptors), dtype=np.int32)
+    loo = leave_one_out(descriptors, sources, [0, 1, 2])
+    assert all(float(m.distance(descriptors[i])[0]) > 0 for i, m in loo.items())
+
+
+def test_a_nuisance_the_model_was_fitted_with_is_normal_and_leave_one_out_drops_both_copies() -> None:
+    rng = np.random.default_rng(3)
+    golden = 1.0 + 0.05 * rng.normal(size=(30, 4, 4, 4))
+    golden[:, 0] += np.linspace(0, 1, 30)[:, None, None]  # part-to-part variation
+    # The line shows each part with a lighting change: every channel moves the same way.
+    shown = golden + 0.5 * rng.uniform(0.5, 1.0, size=(30, 1, 1, 1))
+    clean_only = WholePartModel.fit(pooled(golden))
+    descriptors = np.concatenate([pooled(golden), pooled(shown)])
+    sources = np.concatenate([np.arange(30), -(np.arange(30) + 1)]).astype(np.int32)
+    with_line = WholePartModel.fit(descriptors)
+    frame = pooled(
+        golden[:1] + 0.05 * rng.normal(size=(1, 4, 4, 4)) + 0.4
+    )  # a good part under the line's light
+    assert with_line.distance(frame)[0] < 0.5 * clean_only.distance(frame)[0]
+    loo = leave_one_out(descriptors, sources, [0])[0]
+    alone = WholePartModel.fit(descriptors[(sources != 0) & (sources != -1)])
+    np.testing.assert_allclose(loo.precision, alone.precision)
+    np.testing.assert_allclose(loo.mean, alone.mean)
+    assert loo.mean.shape == with_line.mean.shape and not np.allclose(loo.mean, with_line.mean)
 
 
 def test_ledoit_wolf_is_well_conditioned_with_fewer_samples_than_dimensions() -> None:

@@ -4,10 +4,11 @@ Two diagnostics per defective image, from the station's own fused map (``Inspect
 
 * **pointing**: the map's maximum lies inside a ground-truth box. A map that points at the wrong place
   cannot be boxed right by any rule.
-* **oracle BBox-Mask IoU**: the best BBox-Mask IoU over box seed levels at fixed fractions of the image's
-  own map peak (:data:`ORACLE_FRACTIONS`), with the station's box extraction. It uses the ground truth to
-  pick the level per image, so it is an upper bound for any single box threshold on these maps, not a
-  figure the station can reach.
+* **oracle BBox-Mask IoU**: the best BBox-Mask IoU of the station's own boxes and of the boxes its box
+  extraction draws with the seed level at fixed fractions of the image's map peak
+  (:data:`ORACLE_FRACTIONS`; the SKU's padding and smallest area). The ground truth picks the level per
+  image, so it is what a perfect per-image choice of the box level could reach on these maps, not a figure
+  the station can reach.
 
 When the oracle stays far below a box target, the maps are what has to change, not the box levels.
 """
@@ -54,19 +55,34 @@ def oracle_box_iou(
     gt: Sequence[BoxXYXY],
     region: tuple[float, float, float, float],
     size: tuple[int, int],
+    station_iou: float = 0.0,
     min_area_px: float = 0.0,
+    padding_px: float = 0.0,
 ) -> float:
-    """Best BBox-Mask IoU over the seed levels of :data:`ORACLE_FRACTIONS` (ground truth picks the level)."""
+    """Best BBox-Mask IoU: the station's own (``station_iou``) or at a seed level of :data:`ORACLE_FRACTIONS`.
+
+    Args:
+        result: the inspection of the image.
+        gt: ground-truth boxes (frame pixels).
+        region: the scored region (frame pixels).
+        size: the frame's (height, width).
+        station_iou: BBox-Mask IoU of the boxes the station drew.
+        min_area_px: the SKU's smallest defect area (frame pixels).
+        padding_px: the SKU's box padding (frame pixels).
+
+    """
     valid = _valid(result, region)
     if not valid.any() or not gt:
-        return 0.0
+        return station_iou
     fused = result.anomaly_map
     peak = float(fused[valid].max())
     if peak <= 0:
-        return 0.0
-    best = 0.0
+        return station_iou
+    best = station_iou
     for fraction in ORACLE_FRACTIONS:
-        boxes = extract_boxes(fused, valid, fraction * peak, BOX_RATIO, min_area_px, 1.0 / result.map_scale)
+        boxes = extract_boxes(
+            fused, valid, fraction * peak, BOX_RATIO, min_area_px, 1.0 / result.map_scale, padding_px
+        )
         pred = [(float(b.x), float(b.y), float(b.x + b.w), float(b.y + b.h)) for b in boxes]
         best = max(best, bbox_mask_iou(pred, gt, size))
     return best

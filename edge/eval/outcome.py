@@ -33,6 +33,7 @@ class CategoryOutcome:
     mask_ious: list[float] = field(default_factory=list)
     pointing: list[bool] = field(default_factory=list)  # the map's maximum inside a ground-truth box
     oracle_ious: list[float] = field(default_factory=list)  # best BBox-Mask IoU over seed levels
+    part_scores: list[float] = field(default_factory=list)  # the whole-part score alone, every image
     retrieval_hits: list[bool] = field(default_factory=list)
     false_ng: list[bool] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)

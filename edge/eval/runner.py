@@ -24,10 +24,12 @@ from edge.eval.metrics import auroc, percentiles
 from edge.eval.outcome import CategoryOutcome, Example
 from edge.eval.report import write_report
 from edge.inspection.augment import LinePerturbation, transform_box
+from edge.inspection.bank import SkuBank
 from edge.inspection.box_scoring import BoxXYXY, bbox_mask_iou, match_boxes
 from edge.inspection.inspector import Inspector
 from edge.inspection.settings import SkuSettings
 from edge.inspection.types import InspectionResult, Verdict
+from edge.inspection.whole_part import pooled
 
 log = logging.getLogger(__name__)
 SEED = 1234
@@ -68,7 +70,8 @@ def evaluate_category(
     log.info("%s: enrolling %d golden images", category.name, len(golden))
     # DeepPCB: every test crop has its own template, the bank is a set of views of one board design.
     kind = "views" if category.layout == "deeppcb" else "auto"
-    bank = inspector.enroll(category.name, golden, SkuSettings(bank_kind=kind))
+    sku = SkuSettings(bank_kind=kind)
+    bank = inspector.enroll(category.name, golden, sku)
     assert bank.calibration is not None
     golden_by_id = dict(golden)
     out = CategoryOutcome(threshold=bank.calibration.threshold)
@@ -90,11 +93,23 @@ def evaluate_category(
         out.labels.append(sample.defective)
         out.correct.append(ng == sample.defective)
         out.latencies.append(result.latency_ms["total"])
+        if bank.whole_part is not None:
+            out.part_scores.append(whole_part_score(inspector, bank, image))
         out.boxes.add(match_boxes(pred, gt))
         if sample.defective and gt:
             out.mask_ious.append(bbox_mask_iou([b for b, _ in pred], gt, size))
             out.pointing.append(points_at_defect(result, gt, region))
-            out.oracle_ious.append(oracle_box_iou(result, gt, region, size))
+            out.oracle_ious.append(
+                oracle_box_iou(
+                    result,
+                    gt,
+                    region,
+                    size,
+                    out.mask_ious[-1],
+                    sku.min_defect_area_px,
+                    sku.box_padding * max(size),
+                )
+            )
         if not sample.defective:
             out.false_ng.append(ng)
         if sample.template_id is not None:
@@ -126,6 +141,14 @@ def evaluate_category(
     return summary, out
 
 
+def whole_part_score(inspector: Inspector, bank: SkuBank, image: np.ndarray) -> float:
+    """The whole-part score of ``image`` alone (a diagnostic: the SKU may not have chosen it)."""
+    model = bank.whole_part
+    assert model is not None
+    features, _ = inspector.encode([inspector.prepare(image, "frame", bank)])
+    return float(model.distance(pooled(features))[0])
+
+
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
@@ -146,6 +169,8 @@ def summarize(out: CategoryOutcome, n_images: int) -> dict[str, Any]:
         # Diagnostics of the map itself (edge.eval.localisation): what limits the boxes.
         "map_pointing": _r(float(np.mean(out.pointing))) if out.pointing else None,
         "oracle_bbox_mask_miou": _r(float(np.mean(out.oracle_ious))) if out.oracle_ious else None,
+        # The whole-part score on its own, whether or not the SKU chose it.
+        "whole_part_auroc": _r(auroc(out.part_scores, out.labels)) if out.part_scores else None,
         "retrieval_top1": _r(float(np.mean(out.retrieval_hits))) if out.retrieval_hits else None,
         "false_ng_rate": _r(float(np.mean(out.false_ng))) if out.false_ng else None,
         "latency_ms": percentiles(out.latencies),

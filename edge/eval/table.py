@@ -16,6 +16,10 @@ COLUMNS = (
     ("bbox_mask_miou", "BBox-Mask mIoU"),
     ("retrieval_top1", "retrieval top-1"),
     ("false_ng_rate", "false NG"),
+    # Diagnostics (edge.eval.localisation, the whole-part score alone): what limits the figures above.
+    ("map_pointing", "map pointing"),
+    ("oracle_bbox_mask_miou", "oracle mIoU"),
+    ("whole_part_auroc", "whole-part AUROC"),
 )
 
 

@@ -46,3 +46,11 @@ def test_only_the_scored_region_counts() -> None:
     gt = [(40.0, 60.0, 80.0, 100.0)]
     assert points_at_defect(result, gt, (24.0, 24.0, 176.0, 176.0))
     assert not points_at_defect(result, gt, (0.0, 0.0, 200.0, 200.0))
+
+
+def test_the_oracle_is_never_below_what_the_station_drew() -> None:
+    anomaly = _blob((100, 100), (70, 70, 90, 90), 3.0)
+    result = _result(anomaly, map_scale=2.0)
+    gt = [(40.0, 60.0, 80.0, 100.0)]
+    whole = (0.0, 0.0, 200.0, 200.0)
+    assert oracle_box_iou(result, gt, whole, (200, 200), station_iou=0.7) >= 0.7

@@ -101,3 +101,23 @@ def test_either_is_kept_unless_the_synthetic_defects_clearly_favour_another_aggr
     best, ranked = selfconfig.choose(golden + spots, ["memory"], False, 0.1)
     assert best.choice.aggregation == "max" and best.detection == {"spot": 1.0}
     assert {e.choice.aggregation: e for e in ranked}["either"].detection == {"spot": 0.0}
+
+
+def _with_part(peak: float, part: float, defective: bool) -> selfconfig.SampleScores:
+    sample = _scores(peak, peak, defective)
+    sample.whole_part = part
+    return sample
+
+
+def test_the_whole_part_score_is_kept_unless_the_synthetic_defects_clearly_pay_for_leaving_it_out() -> None:
+    # Golden parts' whole-part scores stay below their map scores: joining it by max costs no defect.
+    golden = [_with_part(1.0, 0.8, False) for _ in range(10)]
+    spots = [_with_part(2.0, 0.9, True) for _ in range(10)]
+    best, _ = selfconfig.choose(golden + spots, ["memory"], True, 0.1)
+    assert best.choice.whole_part == "max"
+    # One golden part far off as a whole: with the whole-part score every spot would pass; left out.
+    golden[-1] = _with_part(1.0, 5.0, False)
+    best, ranked = selfconfig.choose(golden + spots, ["memory"], True, 0.1)
+    assert best.choice.whole_part == "off" and best.detection == {"spot": 1.0}
+    with_part = [e for e in ranked if e.choice.whole_part == "max" and e.choice.aggregation == "either"]
+    assert with_part[0].detection == {"spot": 0.0}

@@ -67,7 +67,8 @@ def register_all(
     """Register each template to the frame, the templates side by side on every core.
 
     OpenCV releases the GIL and ECC on a 320x320 image keeps barely one core busy, so the k registrations
-    of a frame run concurrently (measured on 2 cores, k=3: 5.3 ms in turn, 4.1 ms side by side). The
+    of a frame run concurrently (`make bench` register stage, 2 cores, k=3: p50 6.2 ms in turn on 12-07,
+    4.8 ms side by side on 12-08; compare with care, this VM's speed varies over the day). The
     encoders do not run meanwhile (the comparison needs the registrations), so nothing is starved.
     """
     if len(templates) < 2 or _cores() < 2:

@@ -261,36 +261,38 @@ def choose(
         if e.objective > best.objective + 1e-9:
             best = e
     one_defect = 1.0 / max(1, sum(s.defective for s in samples))
-    general = next(
-        (
-            e
-            for e in evals
-            if e.choice.aggregation == "either"
-            and (e.choice.maps, e.choice.fusion, e.choice.whole_part)
-            == (best.choice.maps, best.choice.fusion, best.choice.whole_part)
-        ),
-        None,
+    # What the synthetic set cannot judge is kept when it costs less than one synthetic defect's worth:
+    # ``either`` (the synthetic defects span one range of sizes) and the whole-part score joined by max
+    # (every synthetic defect is local; a missing, extra or misplaced component or a deformed part is not).
+    best = _unless_clearly_worse(
+        best, _variant(evals, replace(best.choice, aggregation="either")), one_defect
     )
-    if general is not None and best.objective - general.objective <= one_defect + 1e-9:
-        best = general
-    # The same argument for the whole-part score: every synthetic defect is local, so the synthetic set
-    # cannot show what the whole-part score is for (a missing, extra or misplaced component, a deformed
-    # part). Joined by `max`, it is kept when it costs less than one synthetic defect's worth.
-    whole = next(
-        (
-            e
-            for e in evals
-            if best.choice.whole_part == "off"
-            and e.choice.whole_part == "max"
-            and (e.choice.maps, e.choice.fusion, e.choice.aggregation)
-            == (best.choice.maps, best.choice.fusion, best.choice.aggregation)
-        ),
-        None,
-    )
-    if whole is not None and best.objective - whole.objective <= one_defect + 1e-9:
-        best = whole
+    if best.choice.whole_part == "off":  # `sum` is only ever chosen on its merits
+        best = _unless_clearly_worse(
+            best, _variant(evals, replace(best.choice, whole_part="max")), one_defect
+        )
     ranked = sorted(evals, key=lambda e: -e.objective)
     return best, ranked
+
+
+def _unless_clearly_worse(best: Evaluation, wider: Evaluation | None, tolerance: float) -> Evaluation:
+    """``wider`` unless ``best`` beats it by more than ``tolerance`` of objective (or it is no candidate)."""
+    if wider is not None and best.objective - wider.objective <= tolerance + 1e-9:
+        return wider
+    return best
+
+
+def _variant(evals: Sequence[Evaluation], choice: Choice) -> Evaluation | None:
+    """The evaluation of ``choice`` (its golden scales aside), if it was a candidate."""
+    key = (choice.maps, choice.fusion, choice.aggregation, choice.whole_part)
+    return next(
+        (
+            e
+            for e in evals
+            if (e.choice.maps, e.choice.fusion, e.choice.aggregation, e.choice.whole_part) == key
+        ),
+        None,
+    )
 
 
 def golden_scales(golden: Sequence[SampleScores], choice: Choice, quantile: float) -> tuple[float, float]:
